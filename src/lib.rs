@@ -1,0 +1,9 @@
+//! kwire: a Kafka wire-protocol analyzer and conformance tester.
+//!
+//! The crate is layered like the protocol: `schema` describes every message,
+//! `wire` reads and writes the primitive types, `value` is the generic tree a
+//! decoded message becomes, `codec` walks a schema over bytes in both
+//! directions, `records` owns record batches and their compression, and
+//! `frame` cuts length-prefixed Kafka frames and decodes them whole.
+
+pub mod schema;
