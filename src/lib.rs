@@ -6,4 +6,10 @@
 //! directions, `records` owns record batches and their compression, and
 //! `frame` cuts length-prefixed Kafka frames and decodes them whole.
 
+pub mod codec;
+pub mod display;
+pub mod frame;
+pub mod records;
 pub mod schema;
+pub mod value;
+pub mod wire;

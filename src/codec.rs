@@ -1,0 +1,876 @@
+//! The schema-driven codec: walks a message's `StructSpec` over bytes to build
+//! a `Value` tree, over a tree to write bytes, and over JSON to build a tree.
+//! It knows flexible versions (compact lengths and tagged-field sections,
+//! KIP-482), nullable fields and per-version field presence; it knows nothing
+//! of frames or headers, which live in `frame`.
+//!
+//! A decode error keeps everything decoded before it: the partial tree goes
+//! back up with the error, and each level adds its field name or index to the
+//! error's path, so the error names the exact field and byte offset.
+
+use std::fmt;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use crate::records::{Limits, RecordSet};
+use crate::schema::{DefaultValue, FieldSpec, FieldType, MessageSpec, StructSpec};
+use crate::value::{parse_hex, parse_uuid, Field, RawTag, Struct, Value, UNKNOWN_TAGS_KEY};
+use crate::wire::{self, Reader, WireError, WireErrorKind};
+
+/// How much to decode.
+#[derive(Clone, Debug)]
+pub struct DecodeOptions {
+    /// Decode record batches (false keeps their raw bytes only).
+    pub decode_records: bool,
+    pub limits: Limits,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> DecodeOptions {
+        DecodeOptions {
+            decode_records: true,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// One step of a path into a message: a field, an array index or a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathSegment {
+    Field(&'static str),
+    Index(usize),
+    Tag(u32),
+}
+
+/// A path from the message root to a field, for example
+/// `topic_data[0].partition_data[1].records`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldPath {
+    /// Innermost segment first: errors build their path while unwinding.
+    reversed: Vec<PathSegment>,
+}
+
+impl FieldPath {
+    fn within(&mut self, segment: PathSegment) {
+        self.reversed.push(segment);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.reversed.is_empty()
+    }
+
+    pub fn segments(&self) -> impl Iterator<Item = &PathSegment> {
+        self.reversed.iter().rev()
+    }
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.reversed.is_empty() {
+            return f.write_str("(message)");
+        }
+        for (index, segment) in self.segments().enumerate() {
+            match segment {
+                PathSegment::Field(name) if index == 0 => write!(f, "{name}")?,
+                PathSegment::Field(name) => write!(f, ".{name}")?,
+                PathSegment::Index(item) => write!(f, "[{item}]")?,
+                PathSegment::Tag(tag) => write!(f, "{{tag {tag}}}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    #[error("{0}")]
+    Wire(WireErrorKind),
+    #[error("null is not allowed here in this version")]
+    UnexpectedNull,
+    #[error("{0} bytes left over inside the tagged field")]
+    TaggedFieldTrailing(usize),
+    #[error("{0} bytes left over after the message")]
+    TrailingBytes(usize),
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    #[error("version {version} is outside the known versions {min}-{max}")]
+    UnknownVersion { version: i16, min: i16, max: i16 },
+    #[error("frame length prefix says {claimed} bytes but {actual} follow")]
+    LengthMismatch { claimed: i64, actual: usize },
+}
+
+/// Where and why decoding stopped: the message (`Produce v9 request`), the
+/// field path, the absolute byte offset in the frame, and the cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub context: String,
+    pub path: FieldPath,
+    pub offset: usize,
+    pub kind: DecodeErrorKind,
+}
+
+impl DecodeError {
+    pub fn new(offset: usize, kind: DecodeErrorKind) -> DecodeError {
+        DecodeError {
+            context: String::new(),
+            path: FieldPath::default(),
+            offset,
+            kind,
+        }
+    }
+
+    fn within(mut self, segment: PathSegment) -> DecodeError {
+        self.path.within(segment);
+        self
+    }
+
+    pub fn in_context(mut self, context: impl Into<String>) -> DecodeError {
+        self.context = context.into();
+        self
+    }
+}
+
+impl From<WireError> for DecodeError {
+    fn from(error: WireError) -> DecodeError {
+        DecodeError::new(error.offset, DecodeErrorKind::Wire(error.kind))
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.context.is_empty() {
+            write!(f, "{}: ", self.context)?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        write!(f, "{} at byte {}", self.kind, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A failed decode with the part of the value that did decode, if any.
+struct Failure {
+    partial: Option<Value>,
+    error: DecodeError,
+}
+
+impl<E: Into<DecodeError>> From<E> for Box<Failure> {
+    fn from(error: E) -> Box<Failure> {
+        Box::new(Failure {
+            partial: None,
+            error: error.into(),
+        })
+    }
+}
+
+type Decoded = Result<Value, Box<Failure>>;
+
+/// The version being walked, whether it is flexible, and the options.
+#[derive(Clone, Copy)]
+struct Walk<'a> {
+    version: i16,
+    flexible: bool,
+    options: &'a DecodeOptions,
+}
+
+impl Walk<'_> {
+    /// Whether the field is written in its compact (flexible) form.
+    fn compact(&self, field: &FieldSpec) -> bool {
+        field
+            .flexible
+            .map_or(self.flexible, |versions| versions.contains(self.version))
+    }
+
+    /// Whether the field travels in the tagged section in this version.
+    fn is_tagged(&self, field: &FieldSpec) -> bool {
+        self.flexible && field.tagged.contains(self.version)
+    }
+
+    fn has(&self, field: &FieldSpec) -> bool {
+        field.versions.contains(self.version)
+    }
+}
+
+/// Decodes a whole message body at `version`. Returns the tree, complete or
+/// partial, and the error that stopped decoding, if any.
+pub fn decode_message(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+) -> (Struct, Option<DecodeError>) {
+    let walk = Walk {
+        version,
+        flexible: spec.flexible.contains(version),
+        options,
+    };
+    let mut body = Struct::default();
+    let error = read_struct(reader, spec.body, walk, &mut body).err();
+    (body, error)
+}
+
+fn read_struct(
+    reader: &mut Reader,
+    spec: &StructSpec,
+    walk: Walk,
+    out: &mut Struct,
+) -> Result<(), DecodeError> {
+    for field in spec.fields {
+        if !walk.has(field) || walk.is_tagged(field) {
+            continue;
+        }
+        let nullable = field.nullable.contains(walk.version);
+        match read_value(reader, &field.ty, nullable, walk.compact(field), walk) {
+            Ok(value) => out.push(field.name, value),
+            Err(failure) => {
+                out.fields.extend(failure.partial.map(|value| Field {
+                    name: field.name,
+                    value,
+                }));
+                return Err(failure.error.within(PathSegment::Field(field.name)));
+            }
+        }
+    }
+    if walk.flexible {
+        read_tagged_fields(reader, spec, walk, out)?;
+    }
+    Ok(())
+}
+
+/// Reads a tagged-field section (KIP-482): a count, then tag, size and data
+/// for each field. Known tags are decoded, unknown ones kept verbatim.
+fn read_tagged_fields(
+    reader: &mut Reader,
+    spec: &StructSpec,
+    walk: Walk,
+    out: &mut Struct,
+) -> Result<(), DecodeError> {
+    let count = reader.unsigned_varint()?;
+    reader.check_count(u64::from(count))?;
+    for _ in 0..count {
+        let tag = reader.unsigned_varint()?;
+        let size = reader.unsigned_varint()?;
+        let len = reader.check_length(u64::from(size))?;
+        let mut data = reader.sub_reader(len)?;
+        let known = spec
+            .fields
+            .iter()
+            .find(|field| field.tag == Some(tag) && walk.has(field) && walk.is_tagged(field));
+        let Some(field) = known else {
+            out.unknown_tags.push(RawTag {
+                tag,
+                data: data.take_rest(),
+            });
+            continue;
+        };
+        let nullable = field.nullable.contains(walk.version);
+        match read_value(&mut data, &field.ty, nullable, true, walk) {
+            Ok(value) => {
+                out.push(field.name, value);
+                if !data.is_empty() {
+                    let kind = DecodeErrorKind::TaggedFieldTrailing(data.remaining());
+                    return Err(DecodeError::new(data.offset(), kind)
+                        .within(PathSegment::Field(field.name)));
+                }
+            }
+            Err(failure) => {
+                out.fields.extend(failure.partial.map(|value| Field {
+                    name: field.name,
+                    value,
+                }));
+                return Err(failure.error.within(PathSegment::Field(field.name)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a length or count that is compact (unsigned varint of N + 1, 0 for
+/// null) in flexible versions and a signed int16/int32 (-1 for null) before.
+fn read_length(reader: &mut Reader, compact: bool, wide: bool) -> Result<Option<u64>, WireError> {
+    if compact {
+        let raw = reader.unsigned_varint()?;
+        return Ok(raw.checked_sub(1).map(u64::from));
+    }
+    let start = reader.offset();
+    let raw = if wide {
+        i64::from(reader.i32()?)
+    } else {
+        i64::from(reader.i16()?)
+    };
+    match raw {
+        -1 => Ok(None),
+        len if len < 0 => Err(WireError {
+            offset: start,
+            kind: WireErrorKind::InvalidLength(len),
+        }),
+        len => Ok(Some(len as u64)),
+    }
+}
+
+fn null_or_error(nullable: bool, start: usize) -> Decoded {
+    if nullable {
+        Ok(Value::Null)
+    } else {
+        Err(DecodeError::new(start, DecodeErrorKind::UnexpectedNull).into())
+    }
+}
+
+fn read_value(
+    reader: &mut Reader,
+    ty: &FieldType,
+    nullable: bool,
+    compact: bool,
+    walk: Walk,
+) -> Decoded {
+    let start = reader.offset();
+    let value = match ty {
+        FieldType::Bool => Value::Bool(reader.u8()? != 0),
+        FieldType::Int8 => Value::Int(i64::from(reader.i8()?)),
+        FieldType::Int16 => Value::Int(i64::from(reader.i16()?)),
+        FieldType::Uint16 => Value::Int(i64::from(reader.u16()?)),
+        FieldType::Int32 => Value::Int(i64::from(reader.i32()?)),
+        FieldType::Uint32 => Value::Int(i64::from(reader.u32()?)),
+        FieldType::Int64 => Value::Int(reader.i64()?),
+        FieldType::Float64 => Value::Float(reader.f64()?),
+        FieldType::Uuid => Value::Uuid(reader.uuid()?),
+        FieldType::String => match read_length(reader, compact, false)? {
+            None => return null_or_error(nullable, start),
+            Some(len) => {
+                let len = reader.check_length(len)?;
+                Value::String(reader.utf8(len)?)
+            }
+        },
+        FieldType::Bytes | FieldType::Records => match read_length(reader, compact, true)? {
+            None => return null_or_error(nullable, start),
+            Some(len) => {
+                let len = reader.check_length(len)?;
+                let data = reader.take(len)?;
+                if matches!(ty, FieldType::Records) {
+                    Value::Records(Box::new(read_records(data, walk.options)))
+                } else {
+                    Value::Bytes(data)
+                }
+            }
+        },
+        FieldType::Struct(spec) => {
+            // A nullable struct is preceded by an int8: -1 null, 1 present.
+            if nullable && reader.i8()? < 0 {
+                return Ok(Value::Null);
+            }
+            let mut inner = Struct::default();
+            if let Err(error) = read_struct(reader, spec, walk, &mut inner) {
+                return Err(Box::new(Failure {
+                    partial: Some(Value::Struct(inner)),
+                    error,
+                }));
+            }
+            Value::Struct(inner)
+        }
+        FieldType::Array(element) => match read_length(reader, compact, true)? {
+            None => return null_or_error(nullable, start),
+            Some(count) => {
+                let count = reader.check_count(count)?;
+                let mut items = Vec::with_capacity(count);
+                for index in 0..count {
+                    match read_value(reader, element, false, compact, walk) {
+                        Ok(item) => items.push(item),
+                        Err(mut failure) => {
+                            items.extend(failure.partial.take());
+                            failure.partial = Some(Value::Array(items));
+                            failure.error = failure.error.within(PathSegment::Index(index));
+                            return Err(failure);
+                        }
+                    }
+                }
+                Value::Array(items)
+            }
+        },
+    };
+    Ok(value)
+}
+
+fn read_records(data: Bytes, options: &DecodeOptions) -> RecordSet {
+    if options.decode_records {
+        RecordSet::decode(data, &options.limits)
+    } else {
+        RecordSet::undecoded(data)
+    }
+}
+
+/// Why a tree could not be encoded, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeError {
+    pub path: FieldPath,
+    pub message: String,
+}
+
+impl EncodeError {
+    pub fn from_message(message: impl Into<String>) -> EncodeError {
+        EncodeError::new(message)
+    }
+
+    fn new(message: impl Into<String>) -> EncodeError {
+        EncodeError {
+            path: FieldPath::default(),
+            message: message.into(),
+        }
+    }
+
+    fn within(mut self, segment: PathSegment) -> EncodeError {
+        self.path.within(segment);
+        self
+    }
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Encodes a message body at `version`. Fields missing from the tree take
+/// their defaults; tagged fields missing from it are not written.
+pub fn encode_message(
+    out: &mut Vec<u8>,
+    spec: &MessageSpec,
+    version: i16,
+    body: &Struct,
+) -> Result<(), EncodeError> {
+    let options = DecodeOptions::default();
+    let walk = Walk {
+        version,
+        flexible: spec.flexible.contains(version),
+        options: &options,
+    };
+    write_struct(out, spec.body, walk, body)
+}
+
+fn write_struct(
+    out: &mut Vec<u8>,
+    spec: &StructSpec,
+    walk: Walk,
+    value: &Struct,
+) -> Result<(), EncodeError> {
+    for field in spec.fields {
+        if !walk.has(field) || walk.is_tagged(field) {
+            continue;
+        }
+        let nullable = field.nullable.contains(walk.version);
+        let written = match value.get(field.name) {
+            Some(item) => write_value(out, &field.ty, nullable, walk.compact(field), walk, item),
+            None => {
+                let default = default_value(field, walk);
+                write_value(
+                    out,
+                    &field.ty,
+                    nullable,
+                    walk.compact(field),
+                    walk,
+                    &default,
+                )
+            }
+        };
+        written.map_err(|error| error.within(PathSegment::Field(field.name)))?;
+    }
+    if walk.flexible {
+        write_tagged_fields(out, spec, walk, value)?;
+    }
+    Ok(())
+}
+
+fn write_tagged_fields(
+    out: &mut Vec<u8>,
+    spec: &StructSpec,
+    walk: Walk,
+    value: &Struct,
+) -> Result<(), EncodeError> {
+    let mut tagged: Vec<(u32, Bytes)> = Vec::new();
+    for field in spec.fields {
+        let (Some(tag), Some(item)) = (field.tag, value.get(field.name)) else {
+            continue;
+        };
+        if !walk.has(field) || !walk.is_tagged(field) {
+            continue;
+        }
+        let mut data = Vec::new();
+        let nullable = field.nullable.contains(walk.version);
+        write_value(&mut data, &field.ty, nullable, true, walk, item)
+            .map_err(|error| error.within(PathSegment::Field(field.name)))?;
+        tagged.push((tag, Bytes::from(data)));
+    }
+    tagged.extend(
+        value
+            .unknown_tags
+            .iter()
+            .map(|raw| (raw.tag, raw.data.clone())),
+    );
+    // Tags go in ascending order (KIP-482).
+    tagged.sort_by_key(|(tag, _)| *tag);
+    wire::put_unsigned_varint(out, tagged.len() as u32);
+    for (tag, data) in tagged {
+        wire::put_unsigned_varint(out, tag);
+        put_size(out, data.len())?;
+        out.extend_from_slice(&data);
+    }
+    Ok(())
+}
+
+fn put_size(out: &mut Vec<u8>, len: usize) -> Result<(), EncodeError> {
+    let len =
+        u32::try_from(len).map_err(|_| EncodeError::new(format!("{len} bytes is too long")))?;
+    wire::put_unsigned_varint(out, len);
+    Ok(())
+}
+
+/// Writes a length (or count) in the compact or classic form.
+fn write_length(
+    out: &mut Vec<u8>,
+    compact: bool,
+    wide: bool,
+    len: Option<usize>,
+) -> Result<(), EncodeError> {
+    let too_long = || EncodeError::new(format!("length {len:?} does not fit"));
+    if compact {
+        let raw = match len {
+            None => 0,
+            Some(len) => u32::try_from(len)
+                .ok()
+                .and_then(|len| len.checked_add(1))
+                .ok_or_else(too_long)?,
+        };
+        wire::put_unsigned_varint(out, raw);
+    } else if wide {
+        let raw = match len {
+            None => -1,
+            Some(len) => i32::try_from(len).map_err(|_| too_long())?,
+        };
+        out.extend_from_slice(&raw.to_be_bytes());
+    } else {
+        let raw = match len {
+            None => -1,
+            Some(len) => i16::try_from(len).map_err(|_| too_long())?,
+        };
+        out.extend_from_slice(&raw.to_be_bytes());
+    }
+    Ok(())
+}
+
+fn write_int<T: TryFrom<i64>>(value: i64, type_name: &str) -> Result<T, EncodeError> {
+    T::try_from(value)
+        .map_err(|_| EncodeError::new(format!("{value} is out of range for {type_name}")))
+}
+
+fn write_value(
+    out: &mut Vec<u8>,
+    ty: &FieldType,
+    nullable: bool,
+    compact: bool,
+    walk: Walk,
+    value: &Value,
+) -> Result<(), EncodeError> {
+    match (ty, value) {
+        (FieldType::Struct(_), Value::Null) if nullable => out.push(0xff),
+        (FieldType::String, Value::Null) if nullable => write_length(out, compact, false, None)?,
+        (FieldType::Bytes | FieldType::Records | FieldType::Array(_), Value::Null) if nullable => {
+            write_length(out, compact, true, None)?
+        }
+        (_, Value::Null) => {
+            return Err(EncodeError::new("null is not allowed here in this version"))
+        }
+        (FieldType::Bool, Value::Bool(flag)) => out.push(u8::from(*flag)),
+        (FieldType::Int8, Value::Int(int)) => {
+            out.extend_from_slice(&write_int::<i8>(*int, "int8")?.to_be_bytes())
+        }
+        (FieldType::Int16, Value::Int(int)) => {
+            out.extend_from_slice(&write_int::<i16>(*int, "int16")?.to_be_bytes())
+        }
+        (FieldType::Uint16, Value::Int(int)) => {
+            out.extend_from_slice(&write_int::<u16>(*int, "uint16")?.to_be_bytes())
+        }
+        (FieldType::Int32, Value::Int(int)) => {
+            out.extend_from_slice(&write_int::<i32>(*int, "int32")?.to_be_bytes())
+        }
+        (FieldType::Uint32, Value::Int(int)) => {
+            out.extend_from_slice(&write_int::<u32>(*int, "uint32")?.to_be_bytes())
+        }
+        (FieldType::Int64, Value::Int(int)) => out.extend_from_slice(&int.to_be_bytes()),
+        (FieldType::Float64, Value::Float(float)) => out.extend_from_slice(&float.to_be_bytes()),
+        (FieldType::Float64, Value::Int(int)) => {
+            out.extend_from_slice(&(*int as f64).to_be_bytes())
+        }
+        (FieldType::Uuid, Value::Uuid(uuid)) => out.extend_from_slice(uuid),
+        (FieldType::String, Value::String(text)) => {
+            write_length(out, compact, false, Some(text.len()))?;
+            out.extend_from_slice(text.as_bytes());
+        }
+        (FieldType::Bytes | FieldType::Records, Value::Bytes(data)) => {
+            write_length(out, compact, true, Some(data.len()))?;
+            out.extend_from_slice(data);
+        }
+        (FieldType::Records, Value::Records(records)) => {
+            write_length(out, compact, true, Some(records.raw.len()))?;
+            out.extend_from_slice(&records.raw);
+        }
+        (FieldType::Struct(spec), Value::Struct(inner)) => {
+            if nullable {
+                out.push(1);
+            }
+            write_struct(out, spec, walk, inner)?;
+        }
+        (FieldType::Array(element), Value::Array(items)) => {
+            write_length(out, compact, true, Some(items.len()))?;
+            for (index, item) in items.iter().enumerate() {
+                write_value(out, element, false, compact, walk, item)
+                    .map_err(|error| error.within(PathSegment::Index(index)))?;
+            }
+        }
+        (ty, value) => {
+            return Err(EncodeError::new(format!(
+                "expected {} but the value is {}",
+                type_name(ty),
+                value_kind(value)
+            )))
+        }
+    }
+    Ok(())
+}
+
+pub fn type_name(ty: &FieldType) -> String {
+    match ty {
+        FieldType::Bool => "bool".into(),
+        FieldType::Int8 => "int8".into(),
+        FieldType::Int16 => "int16".into(),
+        FieldType::Uint16 => "uint16".into(),
+        FieldType::Int32 => "int32".into(),
+        FieldType::Uint32 => "uint32".into(),
+        FieldType::Int64 => "int64".into(),
+        FieldType::Float64 => "float64".into(),
+        FieldType::String => "string".into(),
+        FieldType::Bytes => "bytes".into(),
+        FieldType::Uuid => "uuid".into(),
+        FieldType::Records => "records".into(),
+        FieldType::Struct(spec) => spec.name.into(),
+        FieldType::Array(element) => format!("[]{}", type_name(element)),
+    }
+}
+
+fn value_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a bool",
+        Value::Int(_) => "an integer",
+        Value::Float(_) => "a float",
+        Value::String(_) => "a string",
+        Value::Bytes(_) => "bytes",
+        Value::Uuid(_) => "a uuid",
+        Value::Array(_) => "an array",
+        Value::Struct(_) => "a struct",
+        Value::Records(_) => "records",
+    }
+}
+
+/// The value a field takes when it is not given.
+fn default_value(field: &FieldSpec, walk: Walk) -> Value {
+    match field.default {
+        DefaultValue::Null => Value::Null,
+        DefaultValue::Bool(flag) => Value::Bool(flag),
+        DefaultValue::Int(int) => Value::Int(int),
+        DefaultValue::Float(float) => Value::Float(float),
+        DefaultValue::Str(text) => Value::String(text.to_owned()),
+        DefaultValue::Zero => zero_value(&field.ty, walk),
+    }
+}
+
+fn zero_value(ty: &FieldType, walk: Walk) -> Value {
+    match ty {
+        FieldType::Bool => Value::Bool(false),
+        FieldType::Float64 => Value::Float(0.0),
+        FieldType::String => Value::String(String::new()),
+        FieldType::Bytes => Value::Bytes(Bytes::new()),
+        FieldType::Records => Value::Records(Box::new(RecordSet::undecoded(Bytes::new()))),
+        FieldType::Uuid => Value::Uuid([0; 16]),
+        FieldType::Array(_) => Value::Array(Vec::new()),
+        FieldType::Struct(spec) => Value::Struct(default_struct(spec, walk)),
+        FieldType::Int8
+        | FieldType::Int16
+        | FieldType::Uint16
+        | FieldType::Int32
+        | FieldType::Uint32
+        | FieldType::Int64 => Value::Int(0),
+    }
+}
+
+fn default_struct(spec: &StructSpec, walk: Walk) -> Struct {
+    let mut out = Struct::default();
+    for field in spec.fields {
+        if walk.has(field) && !walk.is_tagged(field) {
+            out.push(field.name, default_value(field, walk));
+        }
+    }
+    out
+}
+
+/// Builds a message tree from JSON written with the official field names in
+/// snake_case. Fields left out take their defaults; a field that exists only
+/// in other versions is ignored, so one request can serve many versions; a
+/// name the message does not know at all is an error.
+pub fn message_from_json(
+    spec: &MessageSpec,
+    version: i16,
+    json: &Json,
+) -> Result<Struct, EncodeError> {
+    let options = DecodeOptions::default();
+    let walk = Walk {
+        version,
+        flexible: spec.flexible.contains(version),
+        options: &options,
+    };
+    struct_from_json(spec.body, walk, json)
+}
+
+fn struct_from_json(spec: &StructSpec, walk: Walk, json: &Json) -> Result<Struct, EncodeError> {
+    let Json::Object(object) = json else {
+        return Err(EncodeError::new(format!(
+            "{} must be a JSON object",
+            spec.name
+        )));
+    };
+    for key in object.keys() {
+        if key != UNKNOWN_TAGS_KEY && !spec.fields.iter().any(|field| field.name == key) {
+            let known: Vec<&str> = spec.fields.iter().map(|field| field.name).collect();
+            return Err(EncodeError::new(format!(
+                "{} has no field `{key}` (fields: {})",
+                spec.name,
+                known.join(", ")
+            )));
+        }
+    }
+    let mut out = Struct::default();
+    for field in spec.fields {
+        if !walk.has(field) {
+            continue;
+        }
+        match object.get(field.name) {
+            Some(item) => {
+                let nullable = field.nullable.contains(walk.version);
+                let value = value_from_json(&field.ty, nullable, walk, item)
+                    .map_err(|error| error.within(PathSegment::Field(field.name)))?;
+                out.push(field.name, value);
+            }
+            None if walk.is_tagged(field) => {}
+            None => out.push(field.name, default_value(field, walk)),
+        }
+    }
+    if let Some(tags) = object.get(UNKNOWN_TAGS_KEY) {
+        out.unknown_tags = unknown_tags_from_json(tags)?;
+    }
+    Ok(out)
+}
+
+fn unknown_tags_from_json(json: &Json) -> Result<Vec<RawTag>, EncodeError> {
+    let error = || {
+        EncodeError::new(format!(
+            "{UNKNOWN_TAGS_KEY} must be [{{\"tag\": N, \"data\": \"hex\"}}]"
+        ))
+    };
+    let Json::Array(items) = json else {
+        return Err(error());
+    };
+    items
+        .iter()
+        .map(|item| {
+            let tag = item
+                .get("tag")
+                .and_then(Json::as_u64)
+                .and_then(|tag| u32::try_from(tag).ok());
+            let data = item.get("data").and_then(Json::as_str).map(parse_hex);
+            match (tag, data) {
+                (Some(tag), Some(Ok(data))) => Ok(RawTag {
+                    tag,
+                    data: Bytes::from(data),
+                }),
+                _ => Err(error()),
+            }
+        })
+        .collect()
+}
+
+fn value_from_json(
+    ty: &FieldType,
+    nullable: bool,
+    walk: Walk,
+    json: &Json,
+) -> Result<Value, EncodeError> {
+    let mismatch = || EncodeError::new(format!("expected {} but found {json}", type_name(ty)));
+    let value = match (ty, json) {
+        (_, Json::Null) if nullable => Value::Null,
+        (_, Json::Null) => {
+            return Err(EncodeError::new("null is not allowed here in this version"))
+        }
+        (FieldType::Bool, Json::Bool(flag)) => Value::Bool(*flag),
+        (FieldType::Float64, Json::Number(number)) => {
+            Value::Float(number.as_f64().ok_or_else(mismatch)?)
+        }
+        (
+            FieldType::Int8
+            | FieldType::Int16
+            | FieldType::Uint16
+            | FieldType::Int32
+            | FieldType::Uint32
+            | FieldType::Int64,
+            Json::Number(number),
+        ) => Value::Int(number.as_i64().ok_or_else(mismatch)?),
+        (FieldType::Int16, Json::String(name)) => {
+            // Error codes may be written by name: "UNKNOWN_TOPIC_OR_PARTITION".
+            let error = crate::schema::error_by_name(name).ok_or_else(mismatch)?;
+            Value::Int(i64::from(error.code))
+        }
+        (FieldType::String, Json::String(text)) => Value::String(text.clone()),
+        (FieldType::Bytes, Json::String(text)) => {
+            Value::Bytes(Bytes::from(parse_hex(text).map_err(EncodeError::new)?))
+        }
+        (FieldType::Bytes, Json::Object(object))
+            if object.len() == 1 && object.contains_key("utf8") =>
+        {
+            let text = object["utf8"].as_str().ok_or_else(mismatch)?;
+            Value::Bytes(Bytes::copy_from_slice(text.as_bytes()))
+        }
+        (FieldType::Uuid, Json::String(text)) => {
+            Value::Uuid(parse_uuid(text).map_err(EncodeError::new)?)
+        }
+        (FieldType::Records, Json::String(text)) => {
+            Value::Bytes(Bytes::from(parse_hex(text).map_err(EncodeError::new)?))
+        }
+        (FieldType::Records, json) => Value::Records(Box::new(
+            RecordSet::from_json(json).map_err(EncodeError::new)?,
+        )),
+        (FieldType::Struct(spec), json) => Value::Struct(struct_from_json(spec, walk, json)?),
+        (FieldType::Array(element), Json::Array(items)) => Value::Array(
+            items
+                .iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    value_from_json(element, false, walk, item)
+                        .map_err(|error| error.within(PathSegment::Index(index)))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        _ => return Err(mismatch()),
+    };
+    Ok(value)
+}
+
+/// Looks a field up by name in a struct spec.
+pub fn field_spec<'a>(spec: &'a StructSpec, name: &str) -> Option<&'a FieldSpec> {
+    spec.fields.iter().find(|field| field.name == name)
+}

@@ -1,0 +1,380 @@
+//! Kafka frames: a 4-byte big-endian size, a request or response header, and
+//! a message body (protocol guide, "Requests and Responses"). This module
+//! cuts frames out of a byte stream and decodes or encodes them whole,
+//! choosing the header version each API version uses.
+
+use bytes::Bytes;
+
+use crate::codec::{
+    decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions, EncodeError,
+};
+use crate::schema::{self, ApiSpec, MessageSpec};
+use crate::value::Struct;
+use crate::wire::Reader;
+
+/// The size of the length prefix that starts every frame.
+pub const LENGTH_PREFIX: usize = 4;
+
+/// The default largest frame kwire accepts: Kafka's own default
+/// `socket.request.max.bytes` is 100 MiB.
+pub const DEFAULT_MAX_FRAME: usize = 100 * 1024 * 1024;
+
+/// What the next bytes of a stream hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deframe {
+    /// A frame is not complete yet: at least this many more bytes are needed.
+    NeedMore(usize),
+    /// A complete frame of this many bytes, length prefix included.
+    Frame(usize),
+    /// The length prefix cannot start a frame (negative, or over the limit).
+    Malformed(i32),
+}
+
+/// Looks at the start of `buffer` for a complete frame.
+pub fn next_frame(buffer: &[u8], max_frame: usize) -> Deframe {
+    let Some(prefix) = buffer.get(..LENGTH_PREFIX) else {
+        return Deframe::NeedMore(LENGTH_PREFIX - buffer.len());
+    };
+    let claimed = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+    let Ok(size) = usize::try_from(claimed) else {
+        return Deframe::Malformed(claimed);
+    };
+    if size > max_frame {
+        return Deframe::Malformed(claimed);
+    }
+    let total = size + LENGTH_PREFIX;
+    if buffer.len() < total {
+        Deframe::NeedMore(total - buffer.len())
+    } else {
+        Deframe::Frame(total)
+    }
+}
+
+/// Which side of an exchange a frame is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Request,
+    Response,
+}
+
+/// A decoded frame: header and body trees, complete or partial.
+#[derive(Clone, Debug)]
+pub struct DecodedFrame {
+    pub direction: Direction,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: Option<i32>,
+    pub header_version: i16,
+    /// The version the body was decoded at: `api_version`, except for an
+    /// ApiVersions response that fell back to v0 (see `decode_response`).
+    pub body_version: i16,
+    pub header: Struct,
+    /// None when the body could not be started (unknown API or version).
+    pub body: Option<Struct>,
+    /// The body bytes, kept whole for hex views and for bodies not decoded.
+    pub body_bytes: Bytes,
+    pub size: usize,
+    pub error: Option<DecodeError>,
+}
+
+impl DecodedFrame {
+    pub fn api(&self) -> Option<&'static ApiSpec> {
+        schema::api(self.api_key)
+    }
+
+    /// `Produce`, or `ApiKey(123)` for an unknown key.
+    pub fn api_name(&self) -> String {
+        api_name(self.api_key)
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.header.str("client_id")
+    }
+
+    /// `Produce v9 request`.
+    pub fn context(&self) -> String {
+        let side = match self.direction {
+            Direction::Request => "request",
+            Direction::Response => "response",
+        };
+        if self.body_version != self.api_version {
+            return format!(
+                "{} v{} {side} (v{} body)",
+                self.api_name(),
+                self.api_version,
+                self.body_version
+            );
+        }
+        format!("{} v{} {side}", self.api_name(), self.api_version)
+    }
+}
+
+pub fn api_name(api_key: i16) -> String {
+    match schema::api(api_key) {
+        Some(api) => api.name.to_owned(),
+        None => format!("ApiKey({api_key})"),
+    }
+}
+
+/// Decodes a request frame (length prefix included). Decoding goes as far as
+/// it can; the first problem is in `error`.
+pub fn decode_request(frame: Bytes, options: &DecodeOptions) -> DecodedFrame {
+    let mut peek = Reader::at(frame.slice(frame.len().min(LENGTH_PREFIX)..), LENGTH_PREFIX);
+    let api_key = peek.i16().unwrap_or(-1);
+    let api_version = peek.i16().unwrap_or(-1);
+    let api = schema::api(api_key);
+    // An unknown API's header version is a guess: v1 is what every API used
+    // before flexible versions.
+    let header_version = api.map_or(1, |api| schema::request_header_version(api, api_version));
+    decode_frame(
+        frame,
+        Direction::Request,
+        api_key,
+        api_version,
+        header_version,
+        schema::REQUEST_HEADER,
+        api.map(|api| api.request),
+        options,
+    )
+}
+
+/// Decodes a response frame (length prefix included) to a request of
+/// `api_key` at `api_version`.
+///
+/// A broker that does not support the requested ApiVersions version answers
+/// UNSUPPORTED_VERSION in the v0 body layout, so that any client can read it
+/// (KIP-511); such a response is decoded at v0 when it does not fit the
+/// requested version, and `body_version` says so.
+pub fn decode_response(
+    frame: Bytes,
+    api_key: i16,
+    api_version: i16,
+    options: &DecodeOptions,
+) -> DecodedFrame {
+    let api = schema::api(api_key);
+    let header_version = api.map_or(0, |api| schema::response_header_version(api, api_version));
+    let decode_at = |version: i16| {
+        decode_frame(
+            frame.clone(),
+            Direction::Response,
+            api_key,
+            version,
+            header_version,
+            schema::RESPONSE_HEADER,
+            api.map(|api| api.response),
+            options,
+        )
+    };
+    let mut decoded = decode_at(api_version);
+    let unsupported = decoded
+        .body
+        .as_ref()
+        .and_then(|body| body.int("error_code"))
+        == Some(i64::from(UNSUPPORTED_VERSION));
+    if api_key == schema::API_VERSIONS_KEY
+        && api_version > 0
+        && decoded.error.is_some()
+        && unsupported
+    {
+        let fallback = decode_at(0);
+        if fallback.error.is_none() {
+            decoded = DecodedFrame {
+                api_version,
+                body_version: 0,
+                ..fallback
+            };
+        }
+    }
+    decoded
+}
+
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION: i16 = 35;
+
+#[allow(clippy::too_many_arguments)]
+fn decode_frame(
+    frame: Bytes,
+    direction: Direction,
+    api_key: i16,
+    api_version: i16,
+    header_version: i16,
+    header_spec: &MessageSpec,
+    body_spec: Option<&MessageSpec>,
+    options: &DecodeOptions,
+) -> DecodedFrame {
+    let size = frame.len();
+    let mut decoded = DecodedFrame {
+        direction,
+        api_key,
+        api_version,
+        correlation_id: None,
+        header_version,
+        body_version: api_version,
+        header: Struct::default(),
+        body: None,
+        body_bytes: Bytes::new(),
+        size,
+        error: None,
+    };
+    let mut errors: Vec<DecodeError> = Vec::new();
+    let mut reader = Reader::new(frame);
+    match reader.i32() {
+        Ok(claimed) if i64::from(claimed) != (size - LENGTH_PREFIX) as i64 => {
+            errors.push(DecodeError::new(
+                0,
+                DecodeErrorKind::LengthMismatch {
+                    claimed: i64::from(claimed),
+                    actual: size - LENGTH_PREFIX,
+                },
+            ));
+        }
+        Ok(_) => {}
+        Err(error) => errors.push(error.into()),
+    }
+    let (header, header_error) = decode_message(&mut reader, header_spec, header_version, options);
+    decoded.correlation_id = header
+        .int("correlation_id")
+        .and_then(|id| i32::try_from(id).ok());
+    decoded.header = header;
+    let header_ok = header_error.is_none();
+    errors.extend(header_error);
+    decoded.body_bytes = reader.rest_bytes();
+    if header_ok {
+        let start = reader.offset();
+        match body_spec {
+            None => errors.push(DecodeError::new(
+                start,
+                DecodeErrorKind::UnknownApiKey(api_key),
+            )),
+            Some(spec) if !spec.valid.contains(api_version) => errors.push(DecodeError::new(
+                start,
+                DecodeErrorKind::UnknownVersion {
+                    version: api_version,
+                    min: spec.valid.min,
+                    max: spec.valid.max,
+                },
+            )),
+            Some(spec) => {
+                let (body, body_error) = decode_message(&mut reader, spec, api_version, options);
+                decoded.body = Some(body);
+                let body_failed = body_error.is_some();
+                errors.extend(body_error);
+                if !body_failed && !reader.is_empty() {
+                    let kind = DecodeErrorKind::TrailingBytes(reader.remaining());
+                    errors.push(DecodeError::new(reader.offset(), kind));
+                }
+            }
+        }
+    }
+    let context = decoded.context();
+    decoded.error = errors
+        .into_iter()
+        .next()
+        .map(|error| error.in_context(context));
+    decoded
+}
+
+/// Encodes a request frame, length prefix included. `header` supplies
+/// the correlation id, client id and any header tags.
+pub fn encode_request(
+    api_key: i16,
+    api_version: i16,
+    header: &Struct,
+    body: &Struct,
+) -> Result<Vec<u8>, EncodeError> {
+    let api = known_api(api_key)?;
+    let mut header = header.clone();
+    set_int(&mut header, "request_api_key", api_key);
+    set_int(&mut header, "request_api_version", api_version);
+    let header_version = schema::request_header_version(api, api_version);
+    encode_frame(
+        schema::REQUEST_HEADER,
+        header_version,
+        &header,
+        api.request,
+        api_version,
+        body,
+    )
+}
+
+/// Encodes a response frame, length prefix included.
+pub fn encode_response(
+    api_key: i16,
+    api_version: i16,
+    header: &Struct,
+    body: &Struct,
+) -> Result<Vec<u8>, EncodeError> {
+    let api = known_api(api_key)?;
+    let header_version = schema::response_header_version(api, api_version);
+    encode_frame(
+        schema::RESPONSE_HEADER,
+        header_version,
+        header,
+        api.response,
+        api_version,
+        body,
+    )
+}
+
+/// Encodes a decoded frame back to bytes: the round trip of the corpus tests.
+pub fn reencode(frame: &DecodedFrame) -> Result<Vec<u8>, EncodeError> {
+    let body = frame
+        .body
+        .as_ref()
+        .ok_or_else(|| EncodeError::from_message("the body was not decoded"))?;
+    match frame.direction {
+        Direction::Request => {
+            encode_request(frame.api_key, frame.body_version, &frame.header, body)
+        }
+        Direction::Response => {
+            encode_response(frame.api_key, frame.body_version, &frame.header, body)
+        }
+    }
+}
+
+fn known_api(api_key: i16) -> Result<&'static ApiSpec, EncodeError> {
+    schema::api(api_key)
+        .ok_or_else(|| EncodeError::from_message(format!("unknown API key {api_key}")))
+}
+
+fn set_int(header: &mut Struct, name: &'static str, value: i16) {
+    match header.get_mut(name) {
+        Some(slot) => *slot = crate::value::Value::Int(i64::from(value)),
+        None => header.push(name, crate::value::Value::Int(i64::from(value))),
+    }
+}
+
+fn encode_frame(
+    header_spec: &MessageSpec,
+    header_version: i16,
+    header: &Struct,
+    body_spec: &MessageSpec,
+    version: i16,
+    body: &Struct,
+) -> Result<Vec<u8>, EncodeError> {
+    let mut out = vec![0; LENGTH_PREFIX];
+    encode_message(&mut out, header_spec, header_version, header)?;
+    encode_message(&mut out, body_spec, version, body)?;
+    let size = i32::try_from(out.len() - LENGTH_PREFIX).map_err(|_| {
+        EncodeError::from_message(format!("a frame of {} bytes is too large", out.len()))
+    })?;
+    out[..LENGTH_PREFIX].copy_from_slice(&size.to_be_bytes());
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deframer_tells_need_more_from_malformed() {
+        assert_eq!(next_frame(&[0, 0], 100), Deframe::NeedMore(2));
+        assert_eq!(next_frame(&[0, 0, 0, 3, 1], 100), Deframe::NeedMore(2));
+        assert_eq!(next_frame(&[0, 0, 0, 1, 9, 9], 100), Deframe::Frame(5));
+        assert_eq!(
+            next_frame(&[0xff, 0xff, 0xff, 0xff], 100),
+            Deframe::Malformed(-1)
+        );
+        assert_eq!(next_frame(&[0, 0, 1, 0], 100), Deframe::Malformed(256));
+    }
+}
