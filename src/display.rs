@@ -129,7 +129,8 @@ fn write_entry(out: &mut String, key: &str, value: &Json, depth: usize) {
             write_tree(out, value, depth + 1);
         }
         Json::Array(items) => {
-            let _ = writeln!(out, "{pad}{key}: ({} items)", items.len());
+            let noun = if items.len() == 1 { "item" } else { "items" };
+            let _ = writeln!(out, "{pad}{key}: ({} {noun})", items.len());
             write_tree(out, value, depth + 1);
         }
         scalar => {

@@ -9,6 +9,7 @@
 pub mod codec;
 pub mod display;
 pub mod frame;
+pub mod frames_file;
 pub mod records;
 pub mod schema;
 pub mod value;

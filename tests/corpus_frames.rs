@@ -5,20 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
 use kwire::codec::{message_from_json, DecodeErrorKind, DecodeOptions};
 use kwire::frame::{self, DecodedFrame, Direction};
+use kwire::frames_file::{self, FrameLine};
 use kwire::schema;
-use kwire::value::{parse_hex, Struct, Value};
-
-/// One line of a `.frames` file.
-struct CorpusFrame {
-    line: usize,
-    direction: Direction,
-    api_key: i16,
-    api_version: i16,
-    bytes: Bytes,
-}
+use kwire::value::{Struct, Value};
 
 fn frames_dir() -> PathBuf {
     std::env::var_os("KWIRE_FRAMES_DIR")
@@ -38,42 +29,9 @@ fn frame_files() -> Vec<PathBuf> {
     files
 }
 
-fn parse_frames(path: &Path) -> Vec<CorpusFrame> {
+fn parse_frames(path: &Path) -> Vec<FrameLine> {
     let text = std::fs::read_to_string(path).expect("frames file");
-    let mut frames = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let direction = match fields.first() {
-            Some(&"req") => Direction::Request,
-            Some(&"resp") => Direction::Response,
-            // Comments, and SASL tokens that travel without Kafka headers.
-            _ => continue,
-        };
-        let [_, api_key, api_version, _connection, hex] = fields[..] else {
-            panic!("{}:{}: expected 5 fields", path.display(), index + 1);
-        };
-        frames.push(CorpusFrame {
-            line: index + 1,
-            direction,
-            api_key: api_key.parse().expect("api key"),
-            api_version: api_version.parse().expect("api version"),
-            bytes: Bytes::from(parse_hex(hex).expect("hex frame")),
-        });
-    }
-    frames
-}
-
-fn decode(frame: &CorpusFrame) -> DecodedFrame {
-    let options = DecodeOptions::default();
-    match frame.direction {
-        Direction::Request => frame::decode_request(frame.bytes.clone(), &options),
-        Direction::Response => frame::decode_response(
-            frame.bytes.clone(),
-            frame.api_key,
-            frame.api_version,
-            &options,
-        ),
-    }
+    frames_file::parse(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
 }
 
 /// Whether a tree holds record batches: their JSON form re-encodes the
@@ -99,7 +57,9 @@ fn every_corpus_frame_decodes_and_round_trips_byte_for_byte() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for frame in parse_frames(&path) {
             let at = format!("{name}:{}", frame.line);
-            let decoded = decode(&frame);
+            let Some(decoded) = frame.decode(&DecodeOptions::default()) else {
+                continue;
+            };
             if is_mock_api_versions_quirk(&decoded) {
                 quirks += 1;
                 continue;
@@ -159,12 +119,14 @@ fn json_form_of_every_corpus_frame_rebuilds_the_same_message() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         for frame in parse_frames(&path) {
             let at = format!("{name}:{}", frame.line);
-            let decoded = decode(&frame);
+            let Some(decoded) = frame.decode(&DecodeOptions::default()) else {
+                continue;
+            };
             let Some(body) = decoded.body.as_ref().filter(|_| decoded.error.is_none()) else {
                 continue;
             };
             let api = schema::api(decoded.api_key).expect("known api");
-            let spec = match frame.direction {
+            let spec = match decoded.direction {
                 Direction::Request => api.request,
                 Direction::Response => api.response,
             };

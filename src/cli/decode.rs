@@ -1,5 +1,6 @@
 //! `kwire decode`: decodes one frame from a file, stdin or `--hex`, as a
-//! request or, with `--response API_KEY:VERSION`, as a response.
+//! request or, with `--response API_KEY:VERSION`, as a response; or every
+//! frame of a corpus `.frames` file with `--frames`.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -9,7 +10,8 @@ use anyhow::{bail, Context};
 use bytes::Bytes;
 use kwire::codec::DecodeOptions;
 use kwire::display;
-use kwire::frame;
+use kwire::frame::{self, DecodedFrame};
+use kwire::frames_file;
 use kwire::records::Limits;
 use kwire::schema;
 use kwire::value::parse_hex;
@@ -21,6 +23,9 @@ pub struct Args {
     /// The frame as hex (whitespace allowed) instead of a file.
     #[arg(long, conflicts_with = "file")]
     hex: Option<String>,
+    /// FILE is a corpus `.frames` file: decode every frame in it.
+    #[arg(long, requires = "file", conflicts_with = "response")]
+    frames: bool,
     /// Decode as the response to API_KEY:VERSION, e.g. `0:9` or `Produce:9`.
     #[arg(long, value_name = "API_KEY:VERSION")]
     response: Option<String>,
@@ -39,39 +44,95 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let bytes = read_input(&args)?;
     let options = DecodeOptions {
         decode_records: !args.no_records,
         limits: Limits {
             max_decompressed: args.max_decompressed,
         },
     };
-    let mut decoded = match &args.response {
-        None => frame::decode_request(bytes, &options),
-        Some(spec) => {
-            let (api_key, version) = parse_api_version(spec)?;
-            frame::decode_response(bytes, api_key, version, &options)
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0;
+    if args.frames {
+        failed = print_frames_file(&args, &options, &mut stdout)?;
+    } else {
+        let bytes = read_input(&args)?;
+        let decoded = match &args.response {
+            None => frame::decode_request(bytes, &options),
+            Some(spec) => {
+                let (api_key, version) = parse_api_version(spec)?;
+                frame::decode_response(bytes, api_key, version, &options)
+            }
+        };
+        if let Some(error) = &decoded.error {
+            eprintln!("kwire: decode error: {error}");
+            failed += 1;
         }
-    };
+        print_frame(&args, decoded, &mut stdout)?;
+    }
+    stdout.flush()?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// Decodes every frame of a `.frames` file; returns how many failed.
+fn print_frames_file(
+    args: &Args,
+    options: &DecodeOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<usize> {
+    let path = args.file.as_deref().context("--frames needs a file")?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let frames = frames_file::parse(&text)
+        .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+    let mut failed = 0;
+    for line in frames {
+        let Some(decoded) = line.decode(options) else {
+            if !args.json {
+                writeln!(
+                    out,
+                    "# line {}: {} raw SASL bytes\n",
+                    line.line,
+                    line.bytes.len()
+                )?;
+            }
+            continue;
+        };
+        if let Some(error) = &decoded.error {
+            eprintln!("kwire: {}:{}: {error}", path.display(), line.line);
+            failed += 1;
+        }
+        if !args.json {
+            writeln!(out, "# line {}, connection {}", line.line, line.connection)?;
+        }
+        print_frame(args, decoded, out)?;
+        if !args.json {
+            writeln!(out)?;
+        }
+    }
+    Ok(failed)
+}
+
+fn print_frame(args: &Args, mut decoded: DecodedFrame, out: &mut impl Write) -> anyhow::Result<()> {
     if !args.show_secrets {
         display::redact(&mut decoded.header);
         if let Some(body) = decoded.body.as_mut() {
             display::redact(body);
         }
     }
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &display::frame_json(&decoded))?;
-        writeln!(stdout)?;
+    if args.json && args.frames {
+        serde_json::to_writer(&mut *out, &display::frame_json(&decoded))?;
+        writeln!(out)?;
+    } else if args.json {
+        serde_json::to_writer_pretty(&mut *out, &display::frame_json(&decoded))?;
+        writeln!(out)?;
     } else {
-        stdout.write_all(display::frame_text(&decoded).as_bytes())?;
+        out.write_all(display::frame_text(&decoded).as_bytes())?;
     }
-    stdout.flush()?;
-    if let Some(error) = &decoded.error {
-        eprintln!("kwire: decode error: {error}");
-        return Ok(ExitCode::from(2));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn read_input(args: &Args) -> anyhow::Result<Bytes> {
