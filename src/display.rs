@@ -124,6 +124,9 @@ fn write_entry(out: &mut String, key: &str, value: &Json, depth: usize) {
         Json::Array(items) if items.is_empty() => {
             let _ = writeln!(out, "{pad}{key}: []");
         }
+        Json::Object(object) if is_record(object) => {
+            let _ = writeln!(out, "{pad}{key}: {}", record_line(object));
+        }
         Json::Object(_) => {
             let _ = writeln!(out, "{pad}{key}:");
             write_tree(out, value, depth + 1);
@@ -137,6 +140,42 @@ fn write_entry(out: &mut String, key: &str, value: &Json, depth: usize) {
             let _ = writeln!(out, "{pad}{key}: {}{}", scalar, annotation(key, scalar));
         }
     }
+}
+
+/// A record of a batch (see `records`): offset, timestamp, key and value.
+fn is_record(object: &serde_json::Map<String, Json>) -> bool {
+    ["offset", "timestamp", "key", "value"]
+        .iter()
+        .all(|name| object.contains_key(*name))
+}
+
+/// One record on one line: `offset 3 ts 1700000000000 key "k" value "v"
+/// headers {trace=abc}`, then anything else it carries (control markers).
+fn record_line(object: &serde_json::Map<String, Json>) -> String {
+    let mut line = format!(
+        "offset {} ts {} key {} value {}",
+        object["offset"], object["timestamp"], object["key"], object["value"]
+    );
+    for (name, value) in object {
+        match name.as_str() {
+            "offset" | "timestamp" | "key" | "value" => {}
+            "headers" => {
+                let headers: Vec<String> = value
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|header| format!("{}={}", header["key"], header["value"]))
+                    .collect();
+                if !headers.is_empty() {
+                    let _ = write!(line, " headers {{{}}}", headers.join(", "));
+                }
+            }
+            _ => {
+                let _ = write!(line, " {name} {value}");
+            }
+        }
+    }
+    line
 }
 
 /// Names error codes and API keys next to their numbers.

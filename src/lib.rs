@@ -14,3 +14,4 @@ pub mod records;
 pub mod schema;
 pub mod value;
 pub mod wire;
+pub mod exchange;

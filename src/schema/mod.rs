@@ -18,7 +18,10 @@ pub struct Versions {
 
 impl Versions {
     pub const NONE: Versions = Versions { min: 0, max: -1 };
-    pub const ALL: Versions = Versions { min: 0, max: i16::MAX };
+    pub const ALL: Versions = Versions {
+        min: 0,
+        max: i16::MAX,
+    };
 
     pub const fn new(min: i16, max: i16) -> Versions {
         Versions { min, max }
@@ -149,14 +152,17 @@ pub fn api_by_name(name: &str) -> Option<&'static ApiSpec> {
 
 /// The error with this code, if Kafka defines one.
 pub fn error(code: i16) -> Option<&'static ErrorSpec> {
-    ERRORS.binary_search_by_key(&code, |error| error.code)
+    ERRORS
+        .binary_search_by_key(&code, |error| error.code)
         .ok()
         .map(|index| &ERRORS[index])
 }
 
 /// The error with this name (`NOT_COORDINATOR`, case-insensitive), if any.
 pub fn error_by_name(name: &str) -> Option<&'static ErrorSpec> {
-    ERRORS.iter().find(|error| error.name.eq_ignore_ascii_case(name))
+    ERRORS
+        .iter()
+        .find(|error| error.name.eq_ignore_ascii_case(name))
 }
 
 /// A data (non-API) message definition by name, for example

@@ -1,0 +1,249 @@
+//! An exchange is what kwire shows as one unit: a request and its response,
+//! paired by correlation id on one connection, with times, addresses, sizes
+//! and a one-line summary (topics and partitions, records, error names).
+//! The capture engine builds exchanges; `read`, the TUI and filters use them.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use crate::frame::DecodedFrame;
+use crate::schema;
+use crate::value::{Struct, Value};
+
+/// One side of an exchange as it was on the wire.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Capture time of the packet that completed the frame, in nanoseconds
+    /// since the Unix epoch.
+    pub ts_ns: i64,
+    /// The frame, decoded (completely or partially: see `frame.error`).
+    pub frame: DecodedFrame,
+}
+
+/// How complete an exchange is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeState {
+    /// Request and response both seen.
+    Complete,
+    /// A Produce with acks=0: no response is expected.
+    NoResponseExpected,
+    /// The capture ended (or the connection closed) before the response.
+    ResponseMissing,
+    /// The response's request is not in the capture.
+    RequestMissing,
+}
+
+#[derive(Clone, Debug)]
+pub struct Exchange {
+    /// Position of the exchange in the capture, from 0.
+    pub id: u64,
+    /// The connection's index in the capture, from 0.
+    pub connection: u32,
+    pub client: SocketAddr,
+    pub broker: SocketAddr,
+    pub api_key: i16,
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub request: Option<Message>,
+    pub response: Option<Message>,
+    pub state: ExchangeState,
+    /// The response's API and version were inferred, not read from its
+    /// request (which is not in the capture).
+    pub inferred: bool,
+    /// Packet numbers (from 0) that carried this exchange's bytes.
+    pub packets: Vec<u64>,
+}
+
+impl Exchange {
+    pub fn api_name(&self) -> String {
+        crate::frame::api_name(self.api_key)
+    }
+
+    /// Time of the request, or of the response when the request is missing.
+    pub fn ts_ns(&self) -> i64 {
+        self.request
+            .as_ref()
+            .or(self.response.as_ref())
+            .map_or(0, |message| message.ts_ns)
+    }
+
+    pub fn latency_ns(&self) -> Option<i64> {
+        match (&self.request, &self.response) {
+            (Some(request), Some(response)) => Some(response.ts_ns - request.ts_ns),
+            _ => None,
+        }
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        self.request.as_ref().and_then(|message| message.frame.client_id())
+    }
+
+    pub fn request_size(&self) -> Option<usize> {
+        self.request.as_ref().map(|message| message.frame.size)
+    }
+
+    pub fn response_size(&self) -> Option<usize> {
+        self.response.as_ref().map(|message| message.frame.size)
+    }
+
+    /// The first decode error of either side.
+    pub fn decode_error(&self) -> Option<String> {
+        [&self.request, &self.response]
+            .into_iter()
+            .flatten()
+            .find_map(|message| message.frame.error.as_ref().map(ToString::to_string))
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for message in [&self.request, &self.response].into_iter().flatten() {
+            if let Some(body) = &message.frame.body {
+                summary.add_tree(body);
+            }
+        }
+        summary
+    }
+}
+
+/// What an exchange is about, gathered from both of its trees.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Topic name (or topic id) to the partitions named under it.
+    pub topics: BTreeMap<String, Vec<i32>>,
+    /// Per topic-partition: records and their bytes (keys plus values).
+    pub records: BTreeMap<(String, i32), RecordTally>,
+    /// Non-zero error codes, each once, in order of appearance.
+    pub errors: Vec<i16>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordTally {
+    pub batches: u64,
+    pub records: u64,
+    /// Bytes of the record sets on the wire.
+    pub bytes: u64,
+}
+
+/// Field names that hold a topic's name or id in the message definitions.
+const TOPIC_FIELDS: &[&str] = &["name", "topic", "topic_name", "topic_id"];
+/// Field names that hold a partition index.
+const PARTITION_FIELDS: &[&str] = &["partition_index", "index", "partition", "partition_id"];
+
+impl Summary {
+    pub fn record_count(&self) -> u64 {
+        self.records.values().map(|tally| tally.records).sum()
+    }
+
+    pub fn record_bytes(&self) -> u64 {
+        self.records.values().map(|tally| tally.bytes).sum()
+    }
+
+    /// Error names, `NONE` left out: `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn error_names(&self) -> Vec<String> {
+        self.errors.iter().map(|code| error_name(*code)).collect()
+    }
+
+    fn add_tree(&mut self, tree: &Struct) {
+        self.walk(tree, None);
+    }
+
+    /// Walks a tree, remembering the nearest enclosing topic so that
+    /// partitions and record sets below it are counted against it.
+    fn walk(&mut self, tree: &Struct, topic: Option<&str>) {
+        let own_topic = topic_of(tree);
+        let topic = own_topic.as_deref().or(topic);
+        let partition = topic.and(partition_of(tree));
+        if let (Some(topic), Some(partition)) = (topic, partition) {
+            let partitions = self.topics.entry(topic.to_owned()).or_default();
+            if !partitions.contains(&partition) {
+                partitions.push(partition);
+            }
+        } else if let Some(topic) = own_topic.as_deref() {
+            self.topics.entry(topic.to_owned()).or_default();
+        }
+        for field in &tree.fields {
+            if is_error_field(field.name) {
+                if let Some(code) = field.value.as_int().and_then(|code| i16::try_from(code).ok()) {
+                    if code != 0 && !self.errors.contains(&code) {
+                        self.errors.push(code);
+                    }
+                }
+            }
+            self.walk_value(&field.value, topic, partition);
+        }
+    }
+
+    fn walk_value(&mut self, value: &Value, topic: Option<&str>, partition: Option<i32>) {
+        match value {
+            Value::Struct(inner) => self.walk(inner, topic),
+            Value::Array(items) => items.iter().for_each(|item| self.walk_value(item, topic, partition)),
+            Value::Records(records) => {
+                let key = (topic.unwrap_or("?").to_owned(), partition.unwrap_or(-1));
+                let tally = self.records.entry(key).or_default();
+                tally.batches += records.batches.len() as u64;
+                tally.records += records.record_count() as u64;
+                tally.bytes += records.raw.len() as u64;
+            }
+            _ => {}
+        }
+    }
+
+    /// `orders[0,1] payments[3]`, then records and errors.
+    pub fn line(&self) -> String {
+        let mut out = String::new();
+        for (topic, partitions) in &self.topics {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(topic);
+            if !partitions.is_empty() {
+                let list: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+                let _ = write!(out, "[{}]", list.join(","));
+            }
+        }
+        let records = self.record_count();
+        if records > 0 || !self.records.is_empty() {
+            let _ = write!(out, " {records} records {} B", self.record_bytes());
+        }
+        if !self.errors.is_empty() {
+            let _ = write!(out, " {}", self.error_names().join(","));
+        }
+        out.trim_start().to_owned()
+    }
+}
+
+fn topic_of(tree: &Struct) -> Option<String> {
+    // A topic struct holds its name (or id) next to an array of partitions;
+    // requiring the array keeps other `name` fields (groups, configs) out.
+    let has_partitions = tree
+        .fields
+        .iter()
+        .any(|field| field.name.contains("partition") && matches!(field.value, Value::Array(_)));
+    if !has_partitions {
+        return None;
+    }
+    TOPIC_FIELDS.iter().find_map(|name| match tree.get(name)? {
+        Value::String(text) => Some(text.clone()),
+        Value::Uuid(uuid) => Some(crate::value::uuid_to_base64(uuid)),
+        _ => None,
+    })
+}
+
+fn partition_of(tree: &Struct) -> Option<i32> {
+    PARTITION_FIELDS
+        .iter()
+        .find_map(|name| tree.int(name))
+        .and_then(|index| i32::try_from(index).ok())
+}
+
+fn is_error_field(name: &str) -> bool {
+    name == "error_code" || name.ends_with("_error_code")
+}
+
+pub fn error_name(code: i16) -> String {
+    match schema::error(code) {
+        Some(error) => error.name.to_owned(),
+        None => format!("ERROR({code})"),
+    }
+}
