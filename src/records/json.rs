@@ -1,0 +1,719 @@
+//! The JSON form of record sets, both ways. Serializing shows everything the
+//! decoder found; [`from_json`] reads the same shape back into
+//! [`BatchSpec`]s (every derived field optional) and encodes them.
+//!
+//! Shape (magic 2):
+//! ```text
+//! {"batches": [{"magic": 2, "base_offset": 0, "batch_length": 70,
+//!    "partition_leader_epoch": -1, "crc": 12345, "crc_ok": true,
+//!    "compression": "gzip", "timestamp_type": "create_time",
+//!    "transactional": false, "control": false, "last_offset_delta": 0,
+//!    "base_timestamp": 0, "max_timestamp": 0, "producer_id": -1,
+//!    "producer_epoch": -1, "base_sequence": -1,
+//!    "records": [{"offset": 0, "timestamp": 0, "key": "k" | null | {"hex": "00ff"},
+//!                 "value": ..., "headers": [{"key": "h", "value": ...}],
+//!                 "control": {"type": "commit", "version": 0, "coordinator_epoch": 3}}],
+//!    "error": "..."}],
+//!  "partial_tail_bytes": 12, "partial_tail_hex": "00000000..."}
+//! ```
+//! Legacy entries (magic 0/1) use `offset`, `message_size`, `timestamp`
+//! (magic 1) and per-record `crc`/`crc_ok` instead of the v2-only fields.
+//!
+//! Reading it back, every field is optional (see [`BatchSpec`] for the
+//! defaults), so `{"batches": [{"compression": "zstd", "records": [{"key":
+//! "k", "value": "v"}]}]}` is a whole record set. Any given field is an
+//! override — `"crc": 1` sends a bad CRC — with one exception for feeding
+//! decoder output back: in a batch or message that has `crc_ok`, `crc` is
+//! kept only when `crc_ok` is false, and `batch_length`/`message_size` are
+//! recomputed, because re-compressing a payload changes both.
+
+use bytes::Bytes;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::compression::{Compression, SnappyFraming};
+use super::encode::{BatchSpec, ControlSpec, RecordSpec};
+use super::{Batch, ControlRecord, ControlType, RecordRef, RecordSet, TimestampType};
+
+// ---- serializing ------------------------------------------------------------
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// A key or value: a string when it is readable text, `{"hex": ...}`
+/// otherwise. Valid UTF-8 holding control characters other than tab, CR and
+/// LF (binary ids, packed integers, control-record keys) counts as binary:
+/// shown as `"\u0000\u0000\u0000\u0001"` it would be unreadable.
+struct Blob<'a>(Option<&'a [u8]>);
+
+fn as_text(b: &[u8]) -> Option<&str> {
+    let readable = |c: char| !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+    std::str::from_utf8(b)
+        .ok()
+        .filter(|s| s.chars().all(readable))
+}
+
+impl Serialize for Blob<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            None => s.serialize_none(),
+            Some(b) => match as_text(b) {
+                Some(text) => s.serialize_str(text),
+                None => {
+                    let mut m = s.serialize_map(Some(1))?;
+                    m.serialize_entry("hex", &hex(b))?;
+                    m.end()
+                }
+            },
+        }
+    }
+}
+
+impl Serialize for RecordSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        if !self.decoded {
+            m.serialize_entry("undecoded_bytes", &self.raw.len())?;
+            return m.end();
+        }
+        m.serialize_entry("batches", &self.batches)?;
+        if let Some(tail) = self.partial_tail {
+            m.serialize_entry("partial_tail_bytes", &tail.bytes)?;
+            // The cut-off bytes themselves, so the JSON form rebuilds them.
+            let bytes = self.raw.get(tail.position..).unwrap_or_default();
+            m.serialize_entry("partial_tail_hex", &hex(bytes))?;
+        }
+        m.end()
+    }
+}
+
+fn compression_value(c: Compression) -> Value {
+    match c.name() {
+        Some(name) => Value::from(name),
+        None => Value::from(c.code()),
+    }
+}
+
+impl Serialize for Batch {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("magic", &self.magic)?;
+        let legacy = self.is_legacy();
+        if legacy {
+            m.serialize_entry("offset", &self.base_offset)?;
+            m.serialize_entry("message_size", &self.batch_length)?;
+        } else {
+            m.serialize_entry("base_offset", &self.base_offset)?;
+            m.serialize_entry("batch_length", &self.batch_length)?;
+            m.serialize_entry("partition_leader_epoch", &self.partition_leader_epoch)?;
+        }
+        m.serialize_entry("crc", &self.crc)?;
+        m.serialize_entry("crc_ok", &self.crc_ok)?;
+        if !self.crc_ok {
+            m.serialize_entry("crc_computed", &self.crc_computed)?;
+        }
+        m.serialize_entry("compression", &compression_value(self.compression()))?;
+        if self.magic >= 1 {
+            m.serialize_entry("timestamp_type", self.timestamp_type().name())?;
+        }
+        // Bits the named fields above do not show.
+        let known: i16 = if legacy { 0x0f } else { 0x7f };
+        if self.attributes & !known != 0 {
+            m.serialize_entry("attributes", &self.attributes)?;
+        }
+        if legacy {
+            if self.magic >= 1 {
+                m.serialize_entry("timestamp", &self.max_timestamp)?;
+            }
+            if self.wrapper_key.is_some() {
+                m.serialize_entry("key", &Blob(self.wrapper_key.as_deref()))?;
+            }
+        } else {
+            m.serialize_entry("transactional", &self.is_transactional())?;
+            m.serialize_entry("control", &self.is_control())?;
+            if self.has_delete_horizon() {
+                m.serialize_entry("delete_horizon", &true)?;
+            }
+            m.serialize_entry("last_offset_delta", &self.last_offset_delta)?;
+            m.serialize_entry("base_timestamp", &self.base_timestamp)?;
+            m.serialize_entry("max_timestamp", &self.max_timestamp)?;
+            m.serialize_entry("producer_id", &self.producer_id)?;
+            m.serialize_entry("producer_epoch", &self.producer_epoch)?;
+            m.serialize_entry("base_sequence", &self.base_sequence)?;
+            if usize::try_from(self.record_count).ok() != Some(self.records.len()) {
+                m.serialize_entry("record_count", &self.record_count)?;
+            }
+        }
+        m.serialize_entry("records", &RecordsJson(self))?;
+        if !self.errors.is_empty() {
+            m.serialize_entry("error", &self.errors.join("; "))?;
+        }
+        m.end()
+    }
+}
+
+struct RecordsJson<'a>(&'a Batch);
+
+impl Serialize for RecordsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.records.len()))?;
+        for r in self.0.iter() {
+            seq.serialize_element(&RecordJson(r))?;
+        }
+        seq.end()
+    }
+}
+
+struct RecordJson<'a>(RecordRef<'a>);
+
+/// The key and value a control record would be rebuilt with.
+fn control_spec(c: &ControlRecord) -> ControlSpec {
+    ControlSpec {
+        kind: c.kind,
+        version: c.version,
+        marker_version: c.marker_version.unwrap_or(0),
+        coordinator_epoch: c.coordinator_epoch.unwrap_or(0),
+    }
+}
+
+impl Serialize for RecordJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.0;
+        let batch_magic = r.batch.magic;
+        let legacy = r.legacy();
+        let control = r.control();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("offset", &r.offset())?;
+        let magic = legacy.map_or(batch_magic, |l| l.magic);
+        if magic >= 1 {
+            m.serialize_entry("timestamp", &r.timestamp())?;
+        }
+        if let Some(l) = legacy {
+            if l.magic != batch_magic {
+                m.serialize_entry("magic", &l.magic)?;
+            }
+            if l.attributes != 0 {
+                m.serialize_entry("attributes", &l.attributes)?;
+            }
+            m.serialize_entry("crc", &l.crc)?;
+            m.serialize_entry("crc_ok", &l.crc_ok)?;
+            if !l.crc_ok {
+                m.serialize_entry("crc_computed", &l.crc_computed)?;
+            }
+        } else if r.record.attributes != 0 {
+            m.serialize_entry("attributes", &r.record.attributes)?;
+        }
+        // A control record whose key and value are exactly what its parsed
+        // form rebuilds shows only the parsed form.
+        let canonical = control.is_some_and(|c| {
+            let spec = control_spec(&c);
+            r.key() == Some(&spec.key()[..]) && r.value() == spec.value().as_deref()
+        });
+        if !canonical {
+            m.serialize_entry("key", &Blob(r.key()))?;
+            m.serialize_entry("value", &Blob(r.value()))?;
+        }
+        if legacy.is_none() {
+            m.serialize_entry("headers", &HeadersJson(r))?;
+        }
+        if let Some(c) = control {
+            m.serialize_entry("control", &ControlJson(c))?;
+        }
+        m.end()
+    }
+}
+
+struct HeadersJson<'a>(RecordRef<'a>);
+
+impl Serialize for HeadersJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(None)?;
+        for (key, value) in self.0.headers() {
+            seq.serialize_element(&HeaderJson(key, value))?;
+        }
+        seq.end()
+    }
+}
+
+struct HeaderJson<'a>(&'a [u8], Option<&'a [u8]>);
+
+impl Serialize for HeaderJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("key", &Blob(Some(self.0)))?;
+        m.serialize_entry("value", &Blob(self.1))?;
+        m.end()
+    }
+}
+
+struct ControlJson(ControlRecord);
+
+impl Serialize for ControlJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let c = self.0;
+        let mut m = s.serialize_map(None)?;
+        match c.kind.name() {
+            Some(name) => m.serialize_entry("type", name)?,
+            None => m.serialize_entry("type", &c.kind.code())?,
+        }
+        m.serialize_entry("version", &c.version)?;
+        if let Some(v) = c.marker_version.filter(|&v| v != 0) {
+            m.serialize_entry("marker_version", &v)?;
+        }
+        if let Some(e) = c.coordinator_epoch {
+            m.serialize_entry("coordinator_epoch", &e)?;
+        }
+        m.end()
+    }
+}
+
+// ---- reading ----------------------------------------------------------------
+
+/// An object being read, with its JSON path for error messages.
+struct Obj<'a> {
+    map: &'a Map<String, Value>,
+    path: String,
+}
+
+impl<'a> Obj<'a> {
+    fn new(v: &'a Value, path: String, allowed: &[&str]) -> Result<Obj<'a>, String> {
+        let map = v
+            .as_object()
+            .ok_or_else(|| format!("{path}: expected an object, found {}", kind(v)))?;
+        if let Some(k) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "{path}: unknown field \"{k}\" (known: {})",
+                allowed.join(", ")
+            ));
+        }
+        Ok(Obj { map, path })
+    }
+
+    fn at(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key)
+    }
+
+    fn int<T: TryFrom<i128>>(&self, key: &str) -> Result<Option<T>, String> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let n = v
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| v.as_u64().map(i128::from))
+            .ok_or_else(|| format!("{}: expected an integer, found {}", self.at(key), kind(v)))?;
+        T::try_from(n).map(Some).map_err(|_| {
+            format!(
+                "{}: {n} is out of range for {}",
+                self.at(key),
+                std::any::type_name::<T>()
+            )
+        })
+    }
+
+    fn bool(&self, key: &str) -> Result<Option<bool>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(v) => Err(format!(
+                "{}: expected true or false, found {}",
+                self.at(key),
+                kind(v)
+            )),
+        }
+    }
+
+    fn str(&self, key: &str) -> Result<Option<&'a str>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(v) => Err(format!(
+                "{}: expected a string, found {}",
+                self.at(key),
+                kind(v)
+            )),
+        }
+    }
+
+    fn array(&self, key: &str) -> Result<&'a [Value], String> {
+        match self.get(key) {
+            None => Ok(&[]),
+            Some(Value::Array(a)) => Ok(a),
+            Some(v) => Err(format!(
+                "{}: expected an array, found {}",
+                self.at(key),
+                kind(v)
+            )),
+        }
+    }
+
+    /// A key or value: string, null, `{"hex": "..."}`; absent is null.
+    fn blob(&self, key: &str) -> Result<Option<Bytes>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => blob_value(v, &self.at(key)),
+        }
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn blob_value(v: &Value, path: &str) -> Result<Option<Bytes>, String> {
+    let wrong = || {
+        format!(
+            "{path}: expected a string, null or {{\"hex\": \"...\"}}, found {}",
+            kind(v)
+        )
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) => Ok(Some(Bytes::copy_from_slice(s.as_bytes()))),
+        Value::Object(m) if m.len() == 1 => match m.get("hex") {
+            Some(Value::String(h)) => unhex(h)
+                .map(|b| Some(Bytes::from(b)))
+                .map_err(|e| format!("{path}.hex: {e}")),
+            _ => Err(wrong()),
+        },
+        _ => Err(wrong()),
+    }
+}
+
+pub fn unhex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    if digits.len() % 2 != 0 {
+        return Err(format!("odd number of hex digits ({})", digits.len()));
+    }
+    let nibble = |d: u8| -> Result<u8, String> {
+        char::from(d)
+            .to_digit(16)
+            .and_then(|n| u8::try_from(n).ok())
+            .ok_or_else(|| format!("\"{}\" is not a hex digit", char::from(d)))
+    };
+    digits
+        .chunks_exact(2)
+        .map(|p| match p {
+            [hi, lo] => Ok(nibble(*hi)? << 4 | nibble(*lo)?),
+            _ => Err("odd number of hex digits".to_string()),
+        })
+        .collect()
+}
+
+const SET_FIELDS: &[&str] = &[
+    "batches",
+    "partial_tail_bytes",
+    "partial_tail_hex",
+    "raw_hex",
+];
+const BATCH_FIELDS: &[&str] = &[
+    "magic",
+    "base_offset",
+    "offset",
+    "batch_length",
+    "message_size",
+    "partition_leader_epoch",
+    "crc",
+    "crc_ok",
+    "crc_computed",
+    "compression",
+    "timestamp_type",
+    "transactional",
+    "control",
+    "delete_horizon",
+    "attributes",
+    "last_offset_delta",
+    "base_timestamp",
+    "max_timestamp",
+    "timestamp",
+    "producer_id",
+    "producer_epoch",
+    "base_sequence",
+    "record_count",
+    "records",
+    "key",
+    "snappy_framing",
+    "lz4_broken_checksum",
+    "error",
+];
+const RECORD_FIELDS: &[&str] = &[
+    "offset",
+    "timestamp",
+    "attributes",
+    "key",
+    "value",
+    "headers",
+    "control",
+    "magic",
+    "crc",
+    "crc_ok",
+    "crc_computed",
+];
+const HEADER_FIELDS: &[&str] = &["key", "value"];
+const CONTROL_FIELDS: &[&str] = &["type", "version", "marker_version", "coordinator_epoch"];
+
+/// Builds a record set from JSON: `{"batches": [...]}` (with an optional
+/// `partial_tail_hex` appended verbatim, as decoding shows a cut-off last
+/// entry), a bare array of batches, or `{"raw_hex": "..."}` for bytes given
+/// verbatim.
+pub fn from_json(v: &Value) -> Result<RecordSet, String> {
+    let limits = super::Limits {
+        max_decompressed: usize::MAX,
+    };
+    let (batches, tail) = match v {
+        Value::Array(a) => (a.as_slice(), Vec::new()),
+        _ => {
+            let top = Obj::new(v, String::new(), SET_FIELDS)?;
+            if let Some(h) = top.str("raw_hex")? {
+                if top.get("batches").is_some() {
+                    return Err("raw_hex: give either raw_hex or batches, not both".into());
+                }
+                let raw = unhex(h).map_err(|e| format!("raw_hex: {e}"))?;
+                return Ok(RecordSet::decode(Bytes::from(raw), &limits));
+            }
+            let tail = match top.str("partial_tail_hex")? {
+                Some(h) => unhex(h).map_err(|e| format!("partial_tail_hex: {e}"))?,
+                None => Vec::new(),
+            };
+            (top.array("batches")?, tail)
+        }
+    };
+    let mut out = Vec::new();
+    for (i, b) in batches.iter().enumerate() {
+        let path = format!("batches[{i}]");
+        let spec = batch_spec(b, path.clone())?;
+        spec.encode_into(&mut out)
+            .map_err(|e| format!("{path}: {e}"))?;
+    }
+    out.extend_from_slice(&tail);
+    Ok(RecordSet::decode(Bytes::from(out), &limits))
+}
+
+/// `crc` is an override unless the object is decoder output with a good CRC.
+fn crc_override(o: &Obj<'_>) -> Result<Option<u32>, String> {
+    let crc = o.int::<u32>("crc")?;
+    Ok(match o.bool("crc_ok")? {
+        Some(true) => None,
+        _ => crc,
+    })
+}
+
+fn batch_spec(v: &Value, path: String) -> Result<BatchSpec, String> {
+    let o = Obj::new(v, path, BATCH_FIELDS)?;
+    let mut spec = BatchSpec::default();
+    if let Some(m) = o.int::<i8>("magic")? {
+        if !(0..=2).contains(&m) {
+            return Err(format!(
+                "{}: magic {m} cannot be encoded (0, 1 and 2 can)",
+                o.at("magic")
+            ));
+        }
+        spec.magic = m;
+    }
+    let legacy = spec.magic < 2;
+    let decoded_form = o.get("crc_ok").is_some();
+    let v2_only = [
+        "base_offset",
+        "batch_length",
+        "partition_leader_epoch",
+        "transactional",
+        "control",
+        "delete_horizon",
+        "last_offset_delta",
+        "base_timestamp",
+        "producer_id",
+        "producer_epoch",
+        "base_sequence",
+        "record_count",
+    ];
+    let legacy_only = ["offset", "message_size", "timestamp", "key"];
+    let misplaced = if legacy {
+        &v2_only[..]
+    } else {
+        &legacy_only[..]
+    };
+    // base_offset is accepted for legacy too, as the wrapper offset.
+    if let Some(k) = misplaced
+        .iter()
+        .find(|k| o.get(k).is_some() && !(legacy && **k == "base_offset"))
+    {
+        return Err(format!(
+            "{}: not a field of a magic {} entry",
+            o.at(k),
+            spec.magic
+        ));
+    }
+
+    spec.compression = match o.get("compression") {
+        None => Compression::None,
+        Some(Value::String(name)) => Compression::from_name(name).ok_or_else(|| {
+            format!(
+                "{}: unknown compression \"{name}\" (none, gzip, snappy, lz4, zstd, or a code 0-7)",
+                o.at("compression")
+            )
+        })?,
+        Some(_) => {
+            let code = o.int::<u8>("compression")?.unwrap_or(0);
+            if code > 7 {
+                return Err(format!(
+                    "{}: code {code} does not fit in 3 bits",
+                    o.at("compression")
+                ));
+            }
+            Compression::from_code(code)
+        }
+    };
+    spec.timestamp_type = match o.str("timestamp_type")? {
+        None | Some("create_time") => TimestampType::CreateTime,
+        Some("log_append_time") => TimestampType::LogAppendTime,
+        Some(other) => {
+            return Err(format!(
+                "{}: unknown timestamp type \"{other}\" (create_time, log_append_time)",
+                o.at("timestamp_type")
+            ))
+        }
+    };
+    spec.snappy_framing = match o.str("snappy_framing")? {
+        None | Some("xerial") => SnappyFraming::Xerial,
+        Some("raw") => SnappyFraming::Raw,
+        Some(other) => {
+            return Err(format!(
+                "{}: unknown snappy framing \"{other}\" (xerial, raw)",
+                o.at("snappy_framing")
+            ))
+        }
+    };
+    spec.lz4_broken_checksum = o.bool("lz4_broken_checksum")?;
+    spec.attributes = o.int("attributes")?;
+    spec.crc = crc_override(&o)?;
+    if !decoded_form {
+        spec.batch_length = o.int(if legacy {
+            "message_size"
+        } else {
+            "batch_length"
+        })?;
+    }
+    let offset_key = if legacy && o.get("offset").is_some() {
+        "offset"
+    } else {
+        "base_offset"
+    };
+    spec.base_offset = o.int(offset_key)?;
+
+    let records = o.array("records")?;
+    spec.records = Vec::with_capacity(records.len());
+    let mut any_control = false;
+    for (i, r) in records.iter().enumerate() {
+        let (record, is_control) = record_spec(r, format!("{}[{i}]", o.at("records")), legacy)?;
+        any_control |= is_control;
+        spec.records.push(record);
+    }
+    if legacy {
+        spec.max_timestamp = o.int("timestamp")?;
+        spec.wrapper_key = o.blob("key")?;
+    } else {
+        spec.partition_leader_epoch = o.int("partition_leader_epoch")?.unwrap_or(-1);
+        spec.control = o.bool("control")?.unwrap_or(any_control);
+        // Transaction markers are written in transactional control batches.
+        spec.transactional = o.bool("transactional")?.unwrap_or(any_control);
+        spec.delete_horizon = o.bool("delete_horizon")?.unwrap_or(false);
+        spec.last_offset_delta = o.int("last_offset_delta")?;
+        spec.base_timestamp = o.int("base_timestamp")?;
+        spec.max_timestamp = o.int("max_timestamp")?;
+        spec.producer_id = o.int("producer_id")?.unwrap_or(-1);
+        spec.producer_epoch = o.int("producer_epoch")?.unwrap_or(-1);
+        spec.base_sequence = o.int("base_sequence")?.unwrap_or(-1);
+        spec.record_count = o.int("record_count")?;
+    }
+    Ok(spec)
+}
+
+/// One record; also says whether it was given as a control record.
+fn record_spec(v: &Value, path: String, legacy: bool) -> Result<(RecordSpec, bool), String> {
+    let o = Obj::new(v, path, RECORD_FIELDS)?;
+    let misplaced: &[&str] = if legacy {
+        &["headers", "control"]
+    } else {
+        &["magic", "crc", "crc_ok", "crc_computed"]
+    };
+    if let Some(k) = misplaced.iter().find(|k| o.get(k).is_some()) {
+        let which = if legacy {
+            "legacy message"
+        } else {
+            "magic 2 record"
+        };
+        return Err(format!("{}: not a field of a {which}", o.at(k)));
+    }
+    let mut r = RecordSpec {
+        offset: o.int("offset")?,
+        timestamp: o.int("timestamp")?,
+        key: o.blob("key")?,
+        value: o.blob("value")?,
+        ..RecordSpec::default()
+    };
+    if legacy {
+        r.magic = o.int("magic")?;
+        r.crc = crc_override(&o)?;
+        // Legacy attributes are an unsigned byte on display.
+        r.attributes = o.int::<u8>("attributes")?.map(|a| i8::from_be_bytes([a]));
+    } else {
+        r.attributes = o.int("attributes")?;
+    }
+    for (i, h) in o.array("headers")?.iter().enumerate() {
+        let h = Obj::new(h, format!("{}[{i}]", o.at("headers")), HEADER_FIELDS)?;
+        let key = match h.get("key") {
+            None => return Err(format!("{}: a header needs a key", h.path)),
+            Some(k) => blob_value(k, &h.at("key"))?
+                .ok_or_else(|| format!("{}: header keys cannot be null", h.at("key")))?,
+        };
+        r.headers.push((key, h.blob("value")?));
+    }
+    let Some(c) = o.get("control") else {
+        return Ok((r, false));
+    };
+    let c = Obj::new(c, o.at("control"), CONTROL_FIELDS)?;
+    let kind = match c.get("type") {
+        Some(Value::String(name)) => ControlType::from_name(name).ok_or_else(|| {
+            format!("{}: unknown control type \"{name}\" (abort, commit, leader_change, snapshot_header, snapshot_footer, or a number)", c.at("type"))
+        })?,
+        Some(_) => ControlType::from_code(c.int("type")?.unwrap_or(0)),
+        None => return Err(format!("{}: a control record needs a type", c.path)),
+    };
+    let control = ControlSpec {
+        kind,
+        version: c.int("version")?.unwrap_or(0),
+        marker_version: c.int("marker_version")?.unwrap_or(0),
+        coordinator_epoch: c.int("coordinator_epoch")?.unwrap_or(0),
+    };
+    // Explicit key/value win, so a suite can send a malformed marker.
+    if o.get("key").is_none() {
+        r.key = Some(control.key());
+    }
+    if o.get("value").is_none() {
+        r.value = control.value();
+    }
+    Ok((r, true))
+}
