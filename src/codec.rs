@@ -8,6 +8,7 @@
 //! back up with the error, and each level adds its field name or index to the
 //! error's path, so the error names the exact field and byte offset.
 
+use std::cell::RefCell;
 use std::fmt;
 
 use bytes::Bytes;
@@ -86,7 +87,7 @@ impl fmt::Display for FieldPath {
 pub enum DecodeErrorKind {
     #[error("{0}")]
     Wire(WireErrorKind),
-    #[error("null is not allowed here in this version")]
+    #[error("null where the schema allows none in this version")]
     UnexpectedNull,
     #[error("{0} bytes left over inside the tagged field")]
     TaggedFieldTrailing(usize),
@@ -168,15 +169,34 @@ impl<E: Into<DecodeError>> From<E> for Box<Failure> {
 
 type Decoded = Result<Value, Box<Failure>>;
 
-/// The version being walked, whether it is flexible, and the options.
+/// The version being walked, whether it is flexible, the options, and the
+/// protocol violations found so far.
 #[derive(Clone, Copy)]
 struct Walk<'a> {
     version: i16,
     flexible: bool,
     options: &'a DecodeOptions,
+    violations: &'a RefCell<Vec<DecodeError>>,
 }
 
 impl Walk<'_> {
+    fn violation_count(&self) -> usize {
+        self.violations.borrow().len()
+    }
+
+    /// Adds `segment` to the paths of the violations found since `since`:
+    /// like errors, violations learn their path on the way back up.
+    fn scope_violations(&self, since: usize, segment: PathSegment) {
+        let mut violations = self.violations.borrow_mut();
+        for violation in violations.iter_mut().skip(since) {
+            violation.path.within(segment);
+        }
+    }
+
+    fn violate(&self, violation: DecodeError) {
+        self.violations.borrow_mut().push(violation);
+    }
+
     /// Whether the field is written in its compact (flexible) form.
     fn compact(&self, field: &FieldSpec) -> bool {
         field
@@ -194,22 +214,38 @@ impl Walk<'_> {
     }
 }
 
-/// Decodes a whole message body at `version`. Returns the tree, complete or
-/// partial, and the error that stopped decoding, if any.
+/// A decoded message body: the tree, complete or partial, the error that
+/// stopped decoding, and protocol violations that did not stop it.
+#[derive(Clone, Debug)]
+pub struct DecodedMessage {
+    pub body: Struct,
+    pub error: Option<DecodeError>,
+    /// Things the peer must not send but that still decode unambiguously,
+    /// such as a null where the schema does not allow one.
+    pub violations: Vec<DecodeError>,
+}
+
+/// Decodes a whole message body at `version`.
 pub fn decode_message(
     reader: &mut Reader,
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-) -> (Struct, Option<DecodeError>) {
+) -> DecodedMessage {
+    let violations = RefCell::new(Vec::new());
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options,
+        violations: &violations,
     };
     let mut body = Struct::default();
     let error = read_struct(reader, spec.body, walk, &mut body).err();
-    (body, error)
+    DecodedMessage {
+        body,
+        error,
+        violations: violations.into_inner(),
+    }
 }
 
 fn read_struct(
@@ -223,7 +259,10 @@ fn read_struct(
             continue;
         }
         let nullable = field.nullable.contains(walk.version);
-        match read_value(reader, &field.ty, nullable, walk.compact(field), walk) {
+        let since = walk.violation_count();
+        let read = read_value(reader, &field.ty, nullable, walk.compact(field), walk);
+        walk.scope_violations(since, PathSegment::Field(field.name));
+        match read {
             Ok(value) => out.push(field.name, value),
             Err(failure) => {
                 out.fields.extend(failure.partial.map(|value| Field {
@@ -267,7 +306,10 @@ fn read_tagged_fields(
             continue;
         };
         let nullable = field.nullable.contains(walk.version);
-        match read_value(&mut data, &field.ty, nullable, true, walk) {
+        let since = walk.violation_count();
+        let read = read_value(&mut data, &field.ty, nullable, true, walk);
+        walk.scope_violations(since, PathSegment::Field(field.name));
+        match read {
             Ok(value) => {
                 out.push(field.name, value);
                 if !data.is_empty() {
@@ -311,12 +353,14 @@ fn read_length(reader: &mut Reader, compact: bool, wide: bool) -> Result<Option<
     }
 }
 
-fn null_or_error(nullable: bool, start: usize) -> Decoded {
-    if nullable {
-        Ok(Value::Null)
-    } else {
-        Err(DecodeError::new(start, DecodeErrorKind::UnexpectedNull).into())
+/// A null length where the schema allows none is a violation, not an
+/// error: the wire form is unambiguous, so decoding goes on and the null is
+/// kept, which also lets the frame re-encode as it was.
+fn null_value(nullable: bool, start: usize, walk: Walk) -> Decoded {
+    if !nullable {
+        walk.violate(DecodeError::new(start, DecodeErrorKind::UnexpectedNull));
     }
+    Ok(Value::Null)
 }
 
 fn read_value(
@@ -338,14 +382,14 @@ fn read_value(
         FieldType::Float64 => Value::Float(reader.f64()?),
         FieldType::Uuid => Value::Uuid(reader.uuid()?),
         FieldType::String => match read_length(reader, compact, false)? {
-            None => return null_or_error(nullable, start),
+            None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
                 Value::String(reader.utf8(len)?)
             }
         },
         FieldType::Bytes | FieldType::Records => match read_length(reader, compact, true)? {
-            None => return null_or_error(nullable, start),
+            None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
                 let data = reader.take(len)?;
@@ -371,12 +415,15 @@ fn read_value(
             Value::Struct(inner)
         }
         FieldType::Array(element) => match read_length(reader, compact, true)? {
-            None => return null_or_error(nullable, start),
+            None => return null_value(nullable, start, walk),
             Some(count) => {
                 let count = reader.check_count(count)?;
                 let mut items = Vec::with_capacity(count);
                 for index in 0..count {
-                    match read_value(reader, element, false, compact, walk) {
+                    let since = walk.violation_count();
+                    let read = read_value(reader, element, false, compact, walk);
+                    walk.scope_violations(since, PathSegment::Index(index));
+                    match read {
                         Ok(item) => items.push(item),
                         Err(mut failure) => {
                             items.extend(failure.partial.take());
@@ -447,10 +494,12 @@ pub fn encode_message(
     body: &Struct,
 ) -> Result<(), EncodeError> {
     let options = DecodeOptions::default();
+    let violations = RefCell::new(Vec::new());
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options: &options,
+        violations: &violations,
     };
     write_struct(out, spec.body, walk, body)
 }
@@ -579,9 +628,12 @@ fn write_value(
     value: &Value,
 ) -> Result<(), EncodeError> {
     match (ty, value) {
+        // Strings, bytes and arrays have a null form even where the schema
+        // forbids it; writing it keeps decode-then-encode lossless and lets
+        // conformance suites send such violations on purpose.
         (FieldType::Struct(_), Value::Null) if nullable => out.push(0xff),
-        (FieldType::String, Value::Null) if nullable => write_length(out, compact, false, None)?,
-        (FieldType::Bytes | FieldType::Records | FieldType::Array(_), Value::Null) if nullable => {
+        (FieldType::String, Value::Null) => write_length(out, compact, false, None)?,
+        (FieldType::Bytes | FieldType::Records | FieldType::Array(_), Value::Null) => {
             write_length(out, compact, true, None)?
         }
         (_, Value::Null) => {
@@ -730,10 +782,12 @@ pub fn message_from_json(
     json: &Json,
 ) -> Result<Struct, EncodeError> {
     let options = DecodeOptions::default();
+    let violations = RefCell::new(Vec::new());
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options: &options,
+        violations: &violations,
     };
     struct_from_json(spec.body, walk, json)
 }
@@ -814,6 +868,10 @@ fn value_from_json(
     let mismatch = || EncodeError::new(format!("expected {} but found {json}", type_name(ty)));
     let value = match (ty, json) {
         (_, Json::Null) if nullable => Value::Null,
+        (
+            FieldType::String | FieldType::Bytes | FieldType::Records | FieldType::Array(_),
+            Json::Null,
+        ) => Value::Null,
         (_, Json::Null) => {
             return Err(EncodeError::new("null is not allowed here in this version"))
         }

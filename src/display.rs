@@ -53,6 +53,20 @@ pub fn frame_json(frame: &DecodedFrame) -> Json {
         "body".into(),
         frame.body.as_ref().map_or(Json::Null, to_json),
     );
+        if !frame.violations.is_empty() {
+        let violations: Vec<Json> = frame
+            .violations
+            .iter()
+            .map(|violation| {
+                serde_json::json!({
+                    "message": violation.to_string(),
+                    "path": violation.path.to_string(),
+                    "offset": violation.offset,
+                })
+            })
+            .collect();
+        object.insert("violations".into(), Json::Array(violations));
+    }
     if let Some(error) = &frame.error {
         object.insert(
             "error".into(),
@@ -90,6 +104,9 @@ pub fn frame_text(frame: &DecodedFrame) -> String {
         None => {
             let _ = writeln!(out, "body: not decoded ({} bytes)", frame.body_bytes.len());
         }
+    }
+        for violation in &frame.violations {
+        let _ = writeln!(out, "violation: {violation}");
     }
     if let Some(error) = &frame.error {
         let _ = writeln!(out, "error: {error}");

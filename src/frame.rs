@@ -75,6 +75,9 @@ pub struct DecodedFrame {
     pub body_bytes: Bytes,
     pub size: usize,
     pub error: Option<DecodeError>,
+    /// Protocol violations that did not stop decoding (see
+    /// `codec::DecodedMessage::violations`).
+    pub violations: Vec<DecodeError>,
 }
 
 impl DecodedFrame {
@@ -215,6 +218,7 @@ fn decode_frame(
         body_bytes: Bytes::new(),
         size,
         error: None,
+        violations: Vec::new(),
     };
     let mut errors: Vec<DecodeError> = Vec::new();
     let mut reader = Reader::new(frame);
@@ -231,13 +235,15 @@ fn decode_frame(
         Ok(_) => {}
         Err(error) => errors.push(error.into()),
     }
-    let (header, header_error) = decode_message(&mut reader, header_spec, header_version, options);
+    let header = decode_message(&mut reader, header_spec, header_version, options);
     decoded.correlation_id = header
+        .body
         .int("correlation_id")
         .and_then(|id| i32::try_from(id).ok());
-    decoded.header = header;
-    let header_ok = header_error.is_none();
-    errors.extend(header_error);
+    decoded.header = header.body;
+    decoded.violations = header.violations;
+    let header_ok = header.error.is_none();
+    errors.extend(header.error);
     decoded.body_bytes = reader.rest_bytes();
     if header_ok {
         let start = reader.offset();
@@ -255,10 +261,11 @@ fn decode_frame(
                 },
             )),
             Some(spec) => {
-                let (body, body_error) = decode_message(&mut reader, spec, api_version, options);
-                decoded.body = Some(body);
-                let body_failed = body_error.is_some();
-                errors.extend(body_error);
+                let body = decode_message(&mut reader, spec, api_version, options);
+                decoded.body = Some(body.body);
+                decoded.violations.extend(body.violations);
+                let body_failed = body.error.is_some();
+                errors.extend(body.error);
                 if !body_failed && !reader.is_empty() {
                     let kind = DecodeErrorKind::TrailingBytes(reader.remaining());
                     errors.push(DecodeError::new(reader.offset(), kind));
@@ -270,7 +277,10 @@ fn decode_frame(
     decoded.error = errors
         .into_iter()
         .next()
-        .map(|error| error.in_context(context));
+        .map(|error| error.in_context(context.clone()));
+    for violation in &mut decoded.violations {
+        violation.context = context.clone();
+    }
     decoded
 }
 

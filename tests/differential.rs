@@ -278,10 +278,15 @@ fn kp_record_batch(records: &[Record], compression: Compression) -> Bytes {
 /// Decodes a whole body with kwire: the tree, or why it failed.
 fn kwire_decode(spec: &MessageSpec, version: i16, bytes: &[u8]) -> Result<Struct, String> {
     let mut reader = Reader::new(Bytes::copy_from_slice(bytes));
-    let (tree, error) = decode_message(&mut reader, spec, version, &DecodeOptions::default());
-    if let Some(error) = error {
+    let decoded = decode_message(&mut reader, spec, version, &DecodeOptions::default());
+    if let Some(error) = decoded.error {
         return Err(format!("kwire cannot decode it: {error}"));
     }
+    // A message another implementation wrote must not break kwire's rules.
+    if let Some(violation) = decoded.violations.first() {
+        return Err(format!("kwire sees a protocol violation: {violation}"));
+    }
+    let tree = decoded.body;
     if !reader.is_empty() {
         return Err(format!(
             "kwire left {} of {} bytes undecoded",

@@ -63,6 +63,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 frame::decode_response(bytes, api_key, version, &options)
             }
         };
+                for violation in &decoded.violations {
+            eprintln!("kwire: protocol violation: {violation}");
+        }
         if let Some(error) = &decoded.error {
             eprintln!("kwire: decode error: {error}");
             failed += 1;
@@ -101,6 +104,9 @@ fn print_frames_file(
             }
             continue;
         };
+                for violation in &decoded.violations {
+            eprintln!("kwire: {}:{}: protocol violation: {violation}", path.display(), line.line);
+        }
         if let Some(error) = &decoded.error {
             eprintln!("kwire: {}:{}: {error}", path.display(), line.line);
             failed += 1;
