@@ -14,11 +14,16 @@ use crate::value::{Struct, Value};
 /// One side of an exchange as it was on the wire.
 #[derive(Clone, Debug)]
 pub struct Message {
-    /// Capture time of the packet that completed the frame, in nanoseconds
-    /// since the Unix epoch.
+    /// Capture time of the packet that carried the frame's first byte, in
+    /// nanoseconds since the Unix epoch.
     pub ts_ns: i64,
     /// The frame, decoded (completely or partially: see `frame.error`).
     pub frame: DecodedFrame,
+    /// Bytes of the frame that were not decoded: lost in a capture gap (or
+    /// cut by the capture's end), or skipped because the frame was larger
+    /// than kwire may buffer. 0 for a whole frame; when not 0, `frame` is
+    /// decoded from the bytes kwire kept, its header at least.
+    pub missing_bytes: u64,
 }
 
 /// How complete an exchange is.
@@ -53,6 +58,12 @@ pub struct Exchange {
     pub inferred: bool,
     /// Packet numbers (from 0) that carried this exchange's bytes.
     pub packets: Vec<u64>,
+    /// Bytes of this exchange were lost to a capture gap: a message is
+    /// partial (see `Message::missing_bytes`) or was not seen at all.
+    pub lost: bool,
+    /// Decoded SASL tokens: for SaslAuthenticate, and for the raw tokens
+    /// that follow a SaslHandshake v0 (see `session`).
+    pub sasl: Option<crate::sasl::SaslExchange>,
 }
 
 impl Exchange {

@@ -1,0 +1,3158 @@
+//! Kafka on TCP: from reassembled byte streams to paired, decoded exchanges.
+//!
+//! The [`Analyzer`] drives the reassembler and, per connection, recognises
+//! Kafka by content (a request header at a frame boundary, or a response that
+//! decodes as one), tells the client from the broker by what each side sends,
+//! cuts each direction into frames, and pairs responses with requests by
+//! correlation id. It recognises TLS and marks such connections encrypted.
+//! After a gap it reports the frame the gap fell in as lost and resynchronises
+//! on the next plausible frame boundary; the same search finds the first
+//! boundary of a connection the capture joined in the middle.
+//!
+//! After a SaslHandshake v0 the SASL tokens travel as size-prefixed raw bytes
+//! without Kafka headers (KIP-43). Each client token and the server's answer
+//! become one exchange with the handshake's API key and version, correlation
+//! id -1, frames whose `header_version` is -1 (no Kafka header), and the
+//! decoded tokens in [`Exchange::sasl`]. SaslAuthenticate exchanges carry
+//! their decoded `auth_bytes` there too.
+//!
+//! Memory is bounded whatever the traffic claims: per direction at most one
+//! frame of `max_frame` bytes is buffered, all directions together at most
+//! `max_buffered`, outstanding requests are capped per connection, and
+//! exchanges are handed out as soon as they complete.
+
+use std::cell::Cell;
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
+use crate::codec::{DecodeErrorKind, DecodeOptions};
+use crate::exchange::{Exchange, ExchangeState, Message};
+use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
+use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
+use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
+use crate::schema::{self, SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY};
+use crate::value::{Struct, Value};
+use crate::wire::WireErrorKind;
+
+/// Requests waiting for a response, per connection. Kafka clients keep a
+/// handful in flight (`max.in.flight.requests.per.connection`, 5 by
+/// default); past this many the oldest is given up as unanswered.
+const MAX_OUTSTANDING: usize = 1024;
+/// How long (capture time) an acks=0 Produce waits for an answer that should
+/// not come before it is handed out.
+const ACKS0_GRACE_NS: i64 = 1_000_000_000;
+/// Distinct client ids remembered per connection.
+const MAX_CLIENT_IDS: usize = 16;
+/// (API key, version) pairs remembered per connection for inference.
+const MAX_SEEN: usize = 32;
+/// Connection summaries kept after their connection closed.
+const MAX_SUMMARIES: usize = 100_000;
+/// Raw SASL client tokens waiting for the server's answer.
+const MAX_PENDING_SASL: usize = 16;
+/// Packet numbers kept per message (for `--write`).
+const MAX_PACKETS_PER_MESSAGE: usize = 65_536;
+/// A candidate frame longer than this is judged on its first bytes (the
+/// header and the start of the body must decode) instead of waiting for all
+/// of it.
+const PREFIX_CHECK: usize = 512;
+/// Bytes of a skipped or lost frame kept to decode its header and the
+/// start of its body (less when `max_buffered` is smaller).
+const PREFIX_KEEP: usize = 4096;
+/// The largest orphan response waited for whole to infer its API.
+const INFER_MAX_FRAME: usize = 1 << 20;
+/// Candidate boundaries waiting for bytes, per direction.
+const MAX_PENDING: usize = 64;
+/// Rejected bytes kept while searching, so that a boundary found can be
+/// traced back to earlier frames that lead to it by their lengths.
+const HUNT_WINDOW: usize = 64 * 1024;
+/// Frames traced back from a boundary found.
+const MAX_CHAIN: usize = 8;
+/// While hunting, the largest orphan response candidate waited for.
+const INFER_WAIT_FRAME: usize = 4096;
+/// Inference attempts while hunting for a boundary, renewed at each frame.
+const INFERENCE_BUDGET: u32 = 64;
+/// Bytes scanned on a connection without finding Kafka before giving up
+/// (unless one of its ports is hinted).
+const GIVE_UP_SCAN: u64 = 16 << 20;
+/// Bytes held per direction while a connection's roles are undecided.
+const UNDECIDED_HOLD: usize = 1 << 20;
+/// Versions beyond the newest known still count as plausible in a header
+/// (a newer client than kwire's tables).
+const VERSION_SLACK: i16 = 4;
+/// API keys beyond the largest known still plausible at a stream's start.
+const API_KEY_SLACK: i16 = 32;
+/// Client ids longer than this are implausible.
+const MAX_CLIENT_ID: i16 = 4096;
+
+#[derive(Clone, Debug)]
+pub struct AnalyzerOptions {
+    /// Ports that are Kafka brokers; only used when content is ambiguous.
+    pub port_hints: Vec<u16>,
+    pub decode: DecodeOptions,
+    /// Keep SASL passwords, proofs and tokens instead of redacting them.
+    pub show_secrets: bool,
+    /// The largest frame accepted (Kafka's `socket.request.max.bytes`).
+    pub max_frame: usize,
+    pub limits: ReassemblyLimits,
+    /// Bytes of incomplete frames buffered across all connections; a frame
+    /// that does not fit is skipped and only its header decoded.
+    pub max_buffered: usize,
+}
+
+impl Default for AnalyzerOptions {
+    fn default() -> AnalyzerOptions {
+        AnalyzerOptions {
+            port_hints: Vec::new(),
+            decode: DecodeOptions::default(),
+            show_secrets: false,
+            max_frame: frame::DEFAULT_MAX_FRAME,
+            limits: ReassemblyLimits::default(),
+            max_buffered: 256 << 20,
+        }
+    }
+}
+
+/// What the capture did not let kwire see, each cause counted apart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LossCounters {
+    /// Packets cut by the snaplen, and a truncated last record.
+    pub packets_truncated: u64,
+    /// Packets that are not TCP, or whose headers are damaged.
+    pub packets_skipped: u64,
+    /// Bytes missing from TCP streams.
+    pub gap_bytes: u64,
+    /// Frames a gap fell in (or the capture's end cut).
+    pub frames_lost: u64,
+    /// Bytes skipped while looking for a frame boundary.
+    pub resync_bytes: u64,
+    /// Complete frames that did not decode (or whose API is unknown).
+    pub undecodable_frames: u64,
+    /// Frames larger than could be buffered: skipped, header decoded only.
+    pub frames_too_large: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    Open,
+    Closed,
+    Reset,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionKind {
+    Kafka,
+    /// TLS: the bytes are encrypted.
+    Tls,
+    /// Not recognised (yet): neither Kafka nor TLS.
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionSummary {
+    /// The reassembler's connection index: every TCP connection counts.
+    pub index: u32,
+    /// The Kafka client; the TCP initiator while the roles are unknown.
+    pub client: SocketAddr,
+    pub broker: SocketAddr,
+    pub state: ConnectionState,
+    pub kind: ConnectionKind,
+    pub exchanges: u64,
+    pub bytes_to_broker: u64,
+    pub bytes_to_client: u64,
+    pub client_ids: Vec<String>,
+    pub gap_bytes: u64,
+    pub frames_lost: u64,
+}
+
+/// Everything `read_capture` learnt besides the exchanges.
+#[derive(Clone, Debug)]
+pub struct CaptureReport {
+    pub packets: u64,
+    /// Captured bytes (record lengths as stored).
+    pub bytes: u64,
+    pub losses: LossCounters,
+    pub connections: Vec<ConnectionSummary>,
+    /// Connections not listed because too many were kept already.
+    pub connections_omitted: u64,
+    pub link_type: LinkType,
+    /// A read error that ended the file early (typically a truncated last
+    /// record); what came before it was analysed.
+    pub read_error: Option<String>,
+}
+
+/// Reads a whole capture file: every exchange goes to `on_exchange` as soon
+/// as it is complete.
+pub fn read_capture(
+    path: &Path,
+    options: AnalyzerOptions,
+    mut on_exchange: impl FnMut(Exchange),
+) -> Result<CaptureReport, CaptureError> {
+    let mut reader = CaptureReader::open(path)?;
+    let link_type = reader.link_type();
+    let mut analyzer = Analyzer::new(options);
+    let mut out = Vec::new();
+    let mut packets = 0u64;
+    let mut bytes = 0u64;
+    let mut read_error = None;
+    while let Some(next) = reader.next_packet() {
+        match next {
+            Ok(packet) => {
+                packets += 1;
+                bytes += u64::from(packet.caplen);
+                match parse_tcp(link_type, &packet) {
+                    Ok(segment) => analyzer.push_segment(segment, &mut out),
+                    Err(_) if packet.caplen < packet.origlen => analyzer.note_truncated(),
+                    Err(reason) => analyzer.note_skipped(&reason),
+                }
+            }
+            Err(CaptureError::Read { message, .. }) => {
+                // libpcap cannot go on after a damaged record: what was read
+                // stands, and the loss is reported.
+                analyzer.note_truncated();
+                read_error = Some(message);
+            }
+            Err(error) => return Err(error),
+        }
+        out.drain(..).for_each(&mut on_exchange);
+    }
+    analyzer.finish(&mut out);
+    out.drain(..).for_each(&mut on_exchange);
+    Ok(CaptureReport {
+        packets,
+        bytes,
+        losses: analyzer.losses(),
+        connections: analyzer.connections(),
+        connections_omitted: analyzer.connections_omitted(),
+        link_type,
+        read_error,
+    })
+}
+
+/// The Kafka analyzer: segments in, exchanges out.
+pub struct Analyzer {
+    reassembler: Reassembler,
+    shared: Shared,
+    conns: HashMap<u32, Conn>,
+    closed: Vec<ConnectionSummary>,
+    omitted: u64,
+    events: Vec<StreamEvent>,
+}
+
+/// State every connection updates.
+struct Shared {
+    options: AnalyzerOptions,
+    /// For judging candidate frames: record batches are not decoded.
+    probe: DecodeOptions,
+    losses: LossCounters,
+    next_id: u64,
+    /// Bytes buffered across all directions.
+    buffered: usize,
+}
+
+impl Shared {
+    /// Bytes kept of a frame that is skipped.
+    fn keep(&self) -> usize {
+        PREFIX_KEEP.min(self.options.max_buffered / 2)
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+}
+
+impl Analyzer {
+    pub fn new(options: AnalyzerOptions) -> Analyzer {
+        let probe = DecodeOptions {
+            decode_records: false,
+            ..options.decode.clone()
+        };
+        Analyzer {
+            reassembler: Reassembler::new(options.limits),
+            shared: Shared {
+                options,
+                probe,
+                losses: LossCounters::default(),
+                next_id: 0,
+                buffered: 0,
+            },
+            conns: HashMap::new(),
+            closed: Vec::new(),
+            omitted: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Runs one segment through reassembly and the Kafka layer; exchanges it
+    /// completes are appended to `out`.
+    pub fn push_segment(&mut self, segment: TcpSegment, out: &mut Vec<Exchange>) {
+        if segment.snapped {
+            self.shared.losses.packets_truncated += 1;
+        }
+        let mut events = std::mem::take(&mut self.events);
+        if self.reassembler.buffered_bytes() > 0
+            && segment.ack.is_some()
+            && !segment.payload.is_empty()
+            && !(segment.syn || segment.fin || segment.rst)
+        {
+            // A segment's acknowledgment is older than its payload: the
+            // peer's bytes it covers were sent first. Out-of-order bytes (or
+            // a gap) it releases go before the payload, so that a request
+            // completed behind a hole precedes its response.
+            let ack_only = TcpSegment {
+                payload: Bytes::new(),
+                wire_len: 0,
+                snapped: false,
+                ..segment.clone()
+            };
+            self.reassembler.push(ack_only, &mut events);
+        }
+        self.reassembler.push(segment, &mut events);
+        for event in events.drain(..) {
+            self.on_event(event, out);
+        }
+        self.events = events;
+    }
+
+    pub fn note_skipped(&mut self, _reason: &SkipReason) {
+        self.shared.losses.packets_skipped += 1;
+    }
+
+    pub fn note_truncated(&mut self) {
+        self.shared.losses.packets_truncated += 1;
+    }
+
+    /// Ends the capture: remaining bytes and requests are flushed (requests
+    /// without a response become `ResponseMissing`).
+    pub fn finish(&mut self, out: &mut Vec<Exchange>) {
+        let mut events = std::mem::take(&mut self.events);
+        self.reassembler.finish(&mut events);
+        for event in events.drain(..) {
+            self.on_event(event, out);
+        }
+        self.events = events;
+        let mut indexes: Vec<u32> = self.conns.keys().copied().collect();
+        indexes.sort_unstable();
+        for index in indexes {
+            self.close(index, out);
+        }
+    }
+
+    pub fn losses(&self) -> LossCounters {
+        self.shared.losses
+    }
+
+    /// Every connection seen (up to a bound), in index order.
+    pub fn connections(&self) -> Vec<ConnectionSummary> {
+        let mut all = self.closed.clone();
+        all.extend(self.conns.values().map(Conn::summary));
+        all.sort_by_key(|summary| summary.index);
+        all
+    }
+
+    /// Closed connections left out of `connections` to bound memory.
+    pub fn connections_omitted(&self) -> u64 {
+        self.omitted
+    }
+
+    fn on_event(&mut self, event: StreamEvent, out: &mut Vec<Exchange>) {
+        let StreamEvent {
+            connection,
+            side,
+            kind,
+        } = event;
+        if let EventKind::Opened {
+            initiator,
+            responder,
+            saw_syn,
+        } = kind
+        {
+            self.conns.insert(
+                connection,
+                Conn::new(connection, initiator, responder, saw_syn),
+            );
+            return;
+        }
+        if matches!(kind, EventKind::Closed) {
+            self.close(connection, out);
+            return;
+        }
+        // Events always follow `Opened`; a connection is made up if not.
+        let unspecified = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let conn = self
+            .conns
+            .entry(connection)
+            .or_insert_with(|| Conn::new(connection, unspecified, unspecified, false));
+        match kind {
+            EventKind::Data {
+                bytes,
+                ts_ns,
+                packet,
+            } => {
+                conn.on_data(side, bytes, ts_ns, packet, &mut self.shared, out);
+            }
+            EventKind::Gap { bytes } => conn.on_gap(side, bytes, &mut self.shared, out),
+            EventKind::Fin => {}
+            EventKind::Reset => conn.state = ConnectionState::Reset,
+            EventKind::Opened { .. } | EventKind::Closed => {}
+        }
+    }
+
+    fn close(&mut self, index: u32, out: &mut Vec<Exchange>) {
+        let Some(mut conn) = self.conns.remove(&index) else {
+            return;
+        };
+        conn.flush(&mut self.shared, out);
+        if conn.state == ConnectionState::Open {
+            conn.state = ConnectionState::Closed;
+        }
+        if self.closed.len() < MAX_SUMMARIES {
+            self.closed.push(conn.summary());
+        } else {
+            self.omitted += 1;
+        }
+    }
+}
+
+/// Whether a side sends requests or responses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Client,
+    Broker,
+}
+
+fn index(side: Side) -> usize {
+    match side {
+        Side::Initiator => 0,
+        Side::Responder => 1,
+    }
+}
+
+/// One packet's bytes in a stream: they end at stream offset `end`.
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
+    end: u64,
+    ts_ns: i64,
+    packet: u64,
+}
+
+#[derive(Debug)]
+enum Mode {
+    /// `buf` starts at a frame boundary.
+    Synced,
+    /// Looking for a frame boundary; `buf` starts at the first position not
+    /// rejected yet.
+    Hunting,
+    /// Dropping the rest of a frame that is lost or too large to hold.
+    Skipping(Box<Partial>),
+    /// Encrypted or not Kafka: bytes are counted, not kept.
+    Ignore,
+}
+
+/// A frame kwire could not hold whole: its first bytes and where it was.
+#[derive(Debug)]
+struct Partial {
+    prefix: BytesMut,
+    /// The most bytes `prefix` may hold.
+    keep: usize,
+    /// Bytes of the frame still to come (skipped as they arrive).
+    remaining: u64,
+    /// Bytes of the frame not kept (lost or skipped).
+    missing: u64,
+    /// A gap fell in the frame (otherwise it was only too large); bytes
+    /// after it are not added to `prefix`.
+    lost: bool,
+    ts_ns: i64,
+    packets: Vec<u64>,
+}
+
+/// One direction of a connection.
+#[derive(Debug)]
+struct Stream {
+    buf: BytesMut,
+    /// Stream offset of `buf[0]`.
+    base: u64,
+    chunks: VecDeque<Chunk>,
+    mode: Mode,
+    /// Offset 0 of `buf` is the first byte of the stream: a frame boundary.
+    from_start: bool,
+    /// While searching for a boundary: positions of `buf` before this were
+    /// judged, and rejected unless listed in `pending`.
+    scanned: usize,
+    /// Candidate boundaries that need more bytes to be judged.
+    pending: Vec<usize>,
+    /// A gap happened since the last response was paired (broker side).
+    gap_since_match: bool,
+    /// After skipping to the end of a lost frame, the next frame must look
+    /// like one before it is trusted.
+    verify_next: bool,
+    /// At the stream's start, no request was found: not the client side.
+    not_client: bool,
+    /// Inference at the stream's start was tried and failed.
+    infer_failed: bool,
+    bytes: u64,
+}
+
+impl Stream {
+    fn new(from_start: bool) -> Stream {
+        Stream {
+            buf: BytesMut::new(),
+            base: 0,
+            chunks: VecDeque::new(),
+            mode: Mode::Hunting,
+            from_start,
+            scanned: 0,
+            pending: Vec::new(),
+            gap_since_match: false,
+            verify_next: false,
+            not_client: false,
+            infer_failed: false,
+            bytes: 0,
+        }
+    }
+
+    fn end(&self) -> u64 {
+        self.base + self.buf.len() as u64
+    }
+
+    fn append(&mut self, data: &[u8], ts_ns: i64, packet: u64, buffered: &mut usize) {
+        self.buf.extend_from_slice(data);
+        *buffered += data.len();
+        let end = self.end();
+        match self.chunks.back_mut() {
+            Some(last) if last.packet == packet => last.end = end,
+            _ => self.chunks.push_back(Chunk { end, ts_ns, packet }),
+        }
+    }
+
+    /// Drops `count` bytes from the front of `buf`.
+    fn discard(&mut self, count: usize, buffered: &mut usize) {
+        let count = count.min(self.buf.len());
+        let _ = self.buf.split_to(count);
+        *buffered -= count;
+        self.base += count as u64;
+        self.scanned = self.scanned.saturating_sub(count);
+        self.pending.retain(|position| *position >= count);
+        self.pending
+            .iter_mut()
+            .for_each(|position| *position -= count);
+        self.forget_chunks();
+    }
+
+    fn clear(&mut self, buffered: &mut usize) {
+        self.discard(self.buf.len(), buffered);
+        self.chunks.clear();
+    }
+
+    /// Chunks wholly before `base` are no longer needed.
+    fn forget_chunks(&mut self) {
+        while self
+            .chunks
+            .front()
+            .is_some_and(|chunk| chunk.end <= self.base)
+        {
+            self.chunks.pop_front();
+        }
+    }
+
+    /// Time of the first byte of `buf` and the packets that carried the
+    /// first `len` bytes.
+    fn origin(&self, len: usize) -> (i64, Vec<u64>) {
+        let end = self.base + len as u64;
+        let mut ts_ns = 0;
+        let mut packets = Vec::new();
+        for chunk in &self.chunks {
+            if chunk.end <= self.base {
+                continue;
+            }
+            if packets.is_empty() {
+                ts_ns = chunk.ts_ns;
+            }
+            if packets.len() < MAX_PACKETS_PER_MESSAGE {
+                packets.push(chunk.packet);
+            }
+            if chunk.end >= end {
+                break;
+            }
+        }
+        (ts_ns, packets)
+    }
+
+    /// Takes the first `len` bytes of `buf` as a frame.
+    fn cut(&mut self, len: usize, buffered: &mut usize) -> Cut {
+        let (ts_ns, packets) = self.origin(len);
+        let bytes = self.buf.split_to(len).freeze();
+        *buffered -= len;
+        self.base += len as u64;
+        self.forget_chunks();
+        Cut {
+            bytes,
+            ts_ns,
+            packets,
+        }
+    }
+
+    /// Starts skipping the frame at the front of `buf`, `total` bytes long,
+    /// keeping at most `keep` of its bytes.
+    fn start_skip(
+        &mut self,
+        total: u64,
+        lost: bool,
+        keep: usize,
+        buffered: &mut usize,
+    ) -> Option<Partial> {
+        let have = self.buf.len();
+        let (ts_ns, packets) = self.origin(have);
+        let mut prefix = self.buf.split_to(have);
+        *buffered -= have;
+        self.base += have as u64;
+        self.forget_chunks();
+        prefix.truncate(keep);
+        let remaining = total.saturating_sub(have as u64);
+        let partial = Partial {
+            keep,
+            missing: total.saturating_sub(prefix.len() as u64),
+            prefix,
+            remaining,
+            lost,
+            ts_ns,
+            packets,
+        };
+        if remaining == 0 {
+            return Some(partial);
+        }
+        self.mode = Mode::Skipping(Box::new(partial));
+        None
+    }
+}
+
+/// A frame cut from a stream, with where it came from.
+struct Cut {
+    bytes: Bytes,
+    ts_ns: i64,
+    packets: Vec<u64>,
+}
+
+/// The raw-token phase after a SaslHandshake v0.
+#[derive(Debug)]
+struct RawSasl {
+    version: i16,
+    /// Client tokens waiting for the server's answer.
+    pending: VecDeque<Exchange>,
+}
+
+/// What the search for a first request found.
+enum Found {
+    At(usize),
+    Tls,
+    Nothing,
+}
+
+/// What a candidate frame start looks like.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Accept,
+    Reject,
+    /// More bytes are needed to tell.
+    Wait,
+}
+
+/// How strict a request-header check is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Strictness {
+    /// At a known frame boundary: unknown API keys and newer versions pass.
+    Boundary,
+    /// Searching arbitrary positions: the API must be known and the frame
+    /// must decode.
+    Search,
+}
+
+struct Conn {
+    index: u32,
+    initiator: SocketAddr,
+    responder: SocketAddr,
+    kind: ConnectionKind,
+    state: ConnectionState,
+    /// Which side is the Kafka client, once known.
+    client_side: Option<Side>,
+    streams: [Stream; 2],
+    outstanding: VecDeque<Exchange>,
+    raw_sasl: Option<RawSasl>,
+    /// The SaslHandshake version that started raw tokens, once it did.
+    raw_sasl_version: Option<i16>,
+    mechanism: Option<String>,
+    /// Versions the broker announced in ApiVersions: (key, min, max).
+    learnt: Vec<(i16, i16, i16)>,
+    /// (API key, version) pairs seen on the connection, latest first.
+    seen: Vec<(i16, i16)>,
+    last_request_correlation: Option<i32>,
+    client_ids: Vec<String>,
+    exchanges: u64,
+    gap_bytes: u64,
+    frames_lost: u64,
+    /// Bytes skipped before Kafka was recognised (mid-stream start).
+    skipped_before_sync: u64,
+    /// Frames hit by gaps before Kafka was recognised.
+    lost_before_sync: u64,
+    /// Bytes looked at while undecided.
+    scanned: u64,
+    /// Inference attempts left while searching, renewed at each boundary
+    /// found (a `Cell`: judging candidates only reads the connection).
+    inference_budget: Cell<u32>,
+}
+
+impl Conn {
+    fn new(index: u32, initiator: SocketAddr, responder: SocketAddr, saw_syn: bool) -> Conn {
+        Conn {
+            index,
+            initiator,
+            responder,
+            kind: ConnectionKind::Unknown,
+            state: ConnectionState::Open,
+            client_side: None,
+            streams: [Stream::new(saw_syn), Stream::new(saw_syn)],
+            outstanding: VecDeque::new(),
+            raw_sasl: None,
+            raw_sasl_version: None,
+            mechanism: None,
+            learnt: Vec::new(),
+            seen: Vec::new(),
+            last_request_correlation: None,
+            client_ids: Vec::new(),
+            exchanges: 0,
+            gap_bytes: 0,
+            frames_lost: 0,
+            skipped_before_sync: 0,
+            lost_before_sync: 0,
+            scanned: 0,
+            inference_budget: Cell::new(INFERENCE_BUDGET),
+        }
+    }
+
+    fn address(&self, side: Side) -> SocketAddr {
+        match side {
+            Side::Initiator => self.initiator,
+            Side::Responder => self.responder,
+        }
+    }
+
+    fn client_side(&self) -> Side {
+        self.client_side.unwrap_or(Side::Initiator)
+    }
+
+    fn role(&self, side: Side) -> Role {
+        if side == self.client_side() {
+            Role::Client
+        } else {
+            Role::Broker
+        }
+    }
+
+    fn client(&self) -> SocketAddr {
+        self.address(self.client_side())
+    }
+
+    fn broker(&self) -> SocketAddr {
+        self.address(self.client_side().other())
+    }
+
+    fn hinted(&self, shared: &Shared, port_of: Side) -> bool {
+        shared
+            .options
+            .port_hints
+            .contains(&self.address(port_of).port())
+    }
+
+    fn summary(&self) -> ConnectionSummary {
+        let client = self.client_side();
+        ConnectionSummary {
+            index: self.index,
+            client: self.client(),
+            broker: self.broker(),
+            state: self.state,
+            kind: self.kind,
+            exchanges: self.exchanges,
+            bytes_to_broker: self.streams[index(client)].bytes,
+            bytes_to_client: self.streams[index(client.other())].bytes,
+            client_ids: self.client_ids.clone(),
+            gap_bytes: self.gap_bytes,
+            frames_lost: self.frames_lost,
+        }
+    }
+
+    fn on_data(
+        &mut self,
+        side: Side,
+        bytes: Bytes,
+        ts_ns: i64,
+        packet: u64,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        let stream = &mut self.streams[index(side)];
+        stream.bytes += bytes.len() as u64;
+        let mut data = &bytes[..];
+        match &mut stream.mode {
+            Mode::Ignore => return,
+            Mode::Skipping(partial) => {
+                let take = usize::try_from(partial.remaining)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                if !partial.lost {
+                    let room = partial.keep.saturating_sub(partial.prefix.len()).min(take);
+                    partial.prefix.extend_from_slice(&data[..room]);
+                    partial.missing -= room as u64;
+                }
+                partial.remaining -= take as u64;
+                if partial.packets.len() < MAX_PACKETS_PER_MESSAGE {
+                    partial.packets.push(packet);
+                }
+                stream.base += take as u64;
+                data = &data[take..];
+                if partial.remaining == 0 {
+                    let was_lost = partial.lost;
+                    let Mode::Skipping(partial) = std::mem::replace(&mut stream.mode, Mode::Synced)
+                    else {
+                        unreachable!("matched above")
+                    };
+                    stream.verify_next = was_lost;
+                    self.finish_partial(side, *partial, shared, out);
+                }
+            }
+            Mode::Synced | Mode::Hunting => {}
+        }
+        if data.is_empty() {
+            return;
+        }
+        let stream = &mut self.streams[index(side)];
+        stream.append(data, ts_ns, packet, &mut shared.buffered);
+        if self.kind == ConnectionKind::Kafka {
+            self.pump(side, shared, out);
+            self.release_unanswered(ts_ns, out);
+        } else {
+            self.identify(shared, out);
+        }
+    }
+
+    fn on_gap(&mut self, side: Side, bytes: u64, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        self.gap_bytes += bytes;
+        shared.losses.gap_bytes += bytes;
+        let kafka = self.kind == ConnectionKind::Kafka;
+        let role = self.role(side);
+        let max_frame = shared.options.max_frame;
+        let stream = &mut self.streams[index(side)];
+        let was_at_boundary = stream.from_start;
+        stream.from_start = false;
+        stream.gap_since_match = true;
+        let mode = std::mem::replace(&mut stream.mode, Mode::Hunting);
+        match mode {
+            Mode::Ignore => {
+                stream.mode = Mode::Ignore;
+                stream.base += bytes;
+            }
+            _ if !kafka => {
+                // Undecided: what was held cannot be joined to what follows.
+                // From a stream's start, the gap hit a frame (counted if the
+                // connection turns out to be Kafka).
+                if was_at_boundary {
+                    self.lost_before_sync += 1;
+                }
+                self.skipped_before_sync += stream.buf.len() as u64;
+                stream.clear(&mut shared.buffered);
+                stream.scanned = 0;
+                stream.base += bytes;
+            }
+            Mode::Hunting => {
+                shared.losses.resync_bytes += stream.buf.len() as u64;
+                stream.clear(&mut shared.buffered);
+                stream.base += bytes;
+            }
+            Mode::Synced => {
+                // The gap falls in the frame at the front of the buffer.
+                self.frames_lost += 1;
+                shared.losses.frames_lost += 1;
+                let total = match frame::next_frame(&stream.buf, max_frame) {
+                    Deframe::NeedMore(more) if stream.buf.len() >= LENGTH_PREFIX => {
+                        Some((stream.buf.len() + more) as u64)
+                    }
+                    _ => None,
+                };
+                if let Some(total) = total {
+                    // Its length is known: skip to its end.
+                    let done = stream.start_skip(total, true, shared.keep(), &mut shared.buffered);
+                    debug_assert!(done.is_none(), "an incomplete frame has bytes to come");
+                    return self.skip_gap(side, bytes, shared, out);
+                }
+                // Too little of it to know its length: hunt.
+                let short = stream.buf.len() < 8;
+                shared.losses.resync_bytes += stream.buf.len() as u64;
+                stream.clear(&mut shared.buffered);
+                stream.base += bytes;
+                if role == Role::Broker && short {
+                    self.lose_next_response(out);
+                }
+            }
+            Mode::Skipping(mut partial) => {
+                if !partial.lost {
+                    partial.lost = true;
+                    self.frames_lost += 1;
+                    shared.losses.frames_lost += 1;
+                }
+                stream.mode = Mode::Skipping(partial);
+                self.skip_gap(side, bytes, shared, out);
+            }
+        }
+    }
+
+    /// A gap of `bytes` while skipping a frame: inside it, the skip goes on;
+    /// past its end, the frame is finished and the stream hunts.
+    fn skip_gap(&mut self, side: Side, bytes: u64, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        let stream = &mut self.streams[index(side)];
+        let Mode::Skipping(partial) = &mut stream.mode else {
+            return;
+        };
+        if bytes < partial.remaining {
+            partial.remaining -= bytes;
+            stream.base += bytes;
+            return;
+        }
+        let beyond = bytes - partial.remaining;
+        stream.base += bytes;
+        if beyond > 0 {
+            // The gap runs into the next frame: that one is lost too (and
+            // any wholly inside the gap, which cannot be counted).
+            self.frames_lost += 1;
+            shared.losses.frames_lost += 1;
+        }
+        let Mode::Skipping(partial) = std::mem::replace(&mut stream.mode, Mode::Hunting) else {
+            unreachable!("matched above")
+        };
+        if beyond == 0 {
+            // The gap ends where the frame does: the next frame starts here.
+            stream.mode = Mode::Synced;
+            stream.verify_next = true;
+        }
+        self.finish_partial(side, *partial, shared, out);
+    }
+
+    /// Identifies an undecided connection from what both sides sent so far.
+    fn identify(&mut self, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        if self.kind != ConnectionKind::Unknown
+            || self
+                .streams
+                .iter()
+                .any(|stream| matches!(stream.mode, Mode::Ignore))
+        {
+            return;
+        }
+        for side in [Side::Initiator, Side::Responder] {
+            let stream = &self.streams[index(side)];
+            if stream.from_start {
+                if let Some(client) = tls_hello(&stream.buf, side) {
+                    return self.become_tls(client, shared);
+                }
+            }
+        }
+        let mut request_at: [Option<usize>; 2] = [None, None];
+        for side in [Side::Initiator, Side::Responder] {
+            match self.find_request(side, shared) {
+                Found::At(at) => request_at[index(side)] = Some(at),
+                // Mid-stream TLS: which side is which cannot be told.
+                Found::Tls => return self.become_tls(Side::Initiator, shared),
+                Found::Nothing => {}
+            }
+        }
+        let client = match request_at {
+            [Some(_), Some(_)] => Some(self.tie_break(shared)),
+            [Some(_), None] => Some(Side::Initiator),
+            [None, Some(_)] => Some(Side::Responder),
+            [None, None] => None,
+        };
+        if let Some(client) = client {
+            let at = request_at[index(client)];
+            return self.become_kafka(client, at, None, shared, out);
+        }
+        for side in [Side::Initiator, Side::Responder] {
+            if let Some(at) = self.find_response(side, shared) {
+                return self.become_kafka(side.other(), None, Some(at), shared, out);
+            }
+        }
+        self.maybe_give_up(shared);
+    }
+
+    /// Both sides start with something that looks like a request.
+    fn tie_break(&self, shared: &Shared) -> Side {
+        let [initiator, responder] = &self.streams;
+        if initiator.from_start != responder.from_start {
+            return if initiator.from_start {
+                Side::Initiator
+            } else {
+                Side::Responder
+            };
+        }
+        // A side sending to a hinted port is the client.
+        if self.hinted(shared, Side::Initiator) && !self.hinted(shared, Side::Responder) {
+            return Side::Responder;
+        }
+        Side::Initiator
+    }
+
+    /// Where the first request starts on `side`, if one was found.
+    fn find_request(&mut self, side: Side, shared: &mut Shared) -> Found {
+        let max_frame = shared.options.max_frame;
+        let stream = &mut self.streams[index(side)];
+        if stream.from_start {
+            if stream.not_client {
+                return Found::Nothing;
+            }
+            // The TCP responder is the Kafka client only on stronger
+            // evidence: its first frame must decode as a request.
+            let strictness = match side {
+                Side::Initiator => Strictness::Boundary,
+                Side::Responder => Strictness::Search,
+            };
+            return match judge_request(&stream.buf, max_frame, strictness, None, &shared.probe) {
+                Verdict::Accept => Found::At(0),
+                Verdict::Reject => {
+                    stream.not_client = true;
+                    Found::Nothing
+                }
+                Verdict::Wait => Found::Nothing,
+            };
+        }
+        let probe = &shared.probe;
+        let judge = |rest: &[u8]| match tls_records(rest) {
+            Verdict::Reject => judge_request(rest, max_frame, Strictness::Search, None, probe),
+            // A TLS record chain is reported as such.
+            Verdict::Accept => Verdict::Accept,
+            Verdict::Wait => Verdict::Wait,
+        };
+        let before = stream.scanned;
+        let found = search(stream, |rest| judge(rest));
+        self.scanned += stream.scanned.saturating_sub(before) as u64;
+        match found {
+            Some(position) if tls_records(&stream.buf[position..]) == Verdict::Accept => Found::Tls,
+            Some(position) => Found::At(position),
+            None => Found::Nothing,
+        }
+    }
+
+    /// Where the first response starts on `side`, when its API can be
+    /// inferred: at the stream's start (one of its first frames, cut by
+    /// length, must be inferred), or (from a hinted broker port) anywhere.
+    fn find_response(&mut self, side: Side, shared: &mut Shared) -> Option<usize> {
+        let hinted = self.hinted(shared, side);
+        let i = index(side);
+        let stream = &self.streams[i];
+        if stream.buf.is_empty() || stream.infer_failed || !(stream.from_start || hinted) {
+            return None;
+        }
+        let from_start = stream.from_start;
+        let max_frame = shared.options.max_frame.min(INFER_MAX_FRAME);
+        // From the start, frames follow each other by length: `scanned` is
+        // the next one to try. Elsewhere every position is a candidate.
+        let mut position = if from_start { stream.scanned } else { 0 };
+        while position < self.streams[i].buf.len() {
+            if self.inference_budget.get() == 0 {
+                self.streams[i].infer_failed = true;
+                return None;
+            }
+            let rest = &self.streams[i].buf[position..];
+            let step = match frame::next_frame(rest, max_frame) {
+                Deframe::NeedMore(_) => return None,
+                Deframe::Frame(len) if len >= 8 => {
+                    let frame = Bytes::copy_from_slice(&rest[..len]);
+                    self.inference_budget.set(self.inference_budget.get() - 1);
+                    if self.infer(&frame, shared).is_some() {
+                        return Some(if from_start { 0 } else { position });
+                    }
+                    len
+                }
+                Deframe::Frame(len) => len,
+                Deframe::Malformed(_) if from_start => {
+                    self.streams[i].infer_failed = true;
+                    return None;
+                }
+                Deframe::Malformed(_) => 1,
+            };
+            position += if from_start { step } else { 1 };
+            if from_start {
+                self.streams[i].scanned = position;
+                if self.inference_budget.get() + 8 <= INFERENCE_BUDGET {
+                    // Eight frames from the start and none is a response.
+                    self.streams[i].infer_failed = true;
+                    return None;
+                }
+            }
+        }
+        if !from_start {
+            self.streams[i].infer_failed = true;
+        }
+        None
+    }
+
+    fn maybe_give_up(&mut self, shared: &mut Shared) {
+        let hinted = self.hinted(shared, Side::Initiator) || self.hinted(shared, Side::Responder);
+        let [initiator, responder] = &self.streams;
+        // A Kafka client speaks first; an initiator that did not send a
+        // request from its first byte is not one, and a responder whose
+        // first frame is no response either is not a broker.
+        let not_kafka = initiator.from_start
+            && initiator.not_client
+            && (responder.buf.is_empty() || responder.infer_failed);
+        let scanned_out = self.scanned > GIVE_UP_SCAN && !hinted;
+        if not_kafka || scanned_out {
+            for stream in &mut self.streams {
+                stream.clear(&mut shared.buffered);
+                stream.mode = Mode::Ignore;
+            }
+            return;
+        }
+        // Bound what an undecided connection holds.
+        for stream in &mut self.streams {
+            if stream.buf.len() > UNDECIDED_HOLD {
+                let drop = stream.buf.len() - UNDECIDED_HOLD;
+                stream.discard(drop, &mut shared.buffered);
+                stream.from_start = false;
+                self.skipped_before_sync += drop as u64;
+            }
+        }
+    }
+
+    fn become_tls(&mut self, client: Side, shared: &mut Shared) {
+        self.kind = ConnectionKind::Tls;
+        self.client_side = Some(client);
+        for stream in &mut self.streams {
+            stream.clear(&mut shared.buffered);
+            stream.mode = Mode::Ignore;
+        }
+    }
+
+    /// Kafka, with `client` sending requests: its first frame starts at
+    /// `request_at` in its buffer, the broker's at `response_at` in its; an
+    /// unknown start is the stream's start, or is hunted for.
+    fn become_kafka(
+        &mut self,
+        client: Side,
+        request_at: Option<usize>,
+        response_at: Option<usize>,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        self.kind = ConnectionKind::Kafka;
+        self.client_side = Some(client);
+        shared.losses.resync_bytes += self.skipped_before_sync;
+        shared.losses.frames_lost += self.lost_before_sync;
+        self.frames_lost += self.lost_before_sync;
+        self.inference_budget.set(INFERENCE_BUDGET);
+        let max_frame = shared.options.max_frame;
+        let request_at = request_at.map(|at| {
+            // Earlier requests may lead to this one by their lengths.
+            chain_back(&self.streams[index(client)].buf, at, |rest| {
+                judge_request(rest, max_frame, Strictness::Boundary, None, &shared.probe)
+                    == Verdict::Accept
+            })
+        });
+        for (side, at) in [(client, request_at), (client.other(), response_at)] {
+            let stream = &mut self.streams[index(side)];
+            stream.scanned = 0;
+            stream.pending.clear();
+            stream.mode = match at {
+                Some(at) => {
+                    shared.losses.resync_bytes += at as u64;
+                    stream.discard(at, &mut shared.buffered);
+                    Mode::Synced
+                }
+                None if stream.from_start => Mode::Synced,
+                None => Mode::Hunting,
+            };
+        }
+        self.pump(client, shared, out);
+        self.pump(client.other(), shared, out);
+    }
+
+    /// Cuts and handles every frame `side` holds.
+    fn pump(&mut self, side: Side, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        let role = self.role(side);
+        let max_frame = shared.options.max_frame;
+        let i = index(side);
+        loop {
+            if self.streams[i].buf.is_empty() {
+                return;
+            }
+            match self.streams[i].mode {
+                Mode::Ignore | Mode::Skipping(_) => return,
+                Mode::Hunting => {
+                    let Some(at) = self.hunt(side, shared) else {
+                        return;
+                    };
+                    let stream = &mut self.streams[i];
+                    shared.losses.resync_bytes += at as u64;
+                    stream.discard(at, &mut shared.buffered);
+                    stream.mode = Mode::Synced;
+                    stream.verify_next = false;
+                    self.inference_budget.set(INFERENCE_BUDGET);
+                    continue;
+                }
+                Mode::Synced => {}
+            }
+            let raw_sasl = self.raw_sasl.is_some();
+            let stream = &mut self.streams[i];
+            if stream.verify_next && role == Role::Client && !raw_sasl {
+                let strictness = Strictness::Boundary;
+                match judge_request(&stream.buf, max_frame, strictness, None, &shared.probe) {
+                    Verdict::Wait => return,
+                    Verdict::Reject => {
+                        stream.mode = Mode::Hunting;
+                        continue;
+                    }
+                    Verdict::Accept => {}
+                }
+            }
+            stream.verify_next = false;
+            match frame::next_frame(&stream.buf, max_frame) {
+                Deframe::Frame(len) => {
+                    let cut = stream.cut(len, &mut shared.buffered);
+                    self.on_frame(side, cut, shared, out);
+                }
+                Deframe::NeedMore(_) if stream.buf.len() < LENGTH_PREFIX => return,
+                Deframe::NeedMore(more) => {
+                    // Holding `more` bytes must keep within the total bound;
+                    // otherwise the frame is skipped.
+                    if shared.buffered + more <= shared.options.max_buffered {
+                        return;
+                    }
+                    let total = (stream.buf.len() + more) as u64;
+                    self.skip_frame(side, total, shared, out);
+                    return;
+                }
+                Deframe::Malformed(claimed) => {
+                    let plausible = claimed > 0
+                        && match role {
+                            Role::Client => header_plausible(&stream.buf[LENGTH_PREFIX..]),
+                            Role::Broker => self.outstanding_for(&self.streams[i].buf).is_some(),
+                        };
+                    if !plausible {
+                        self.streams[i].mode = Mode::Hunting;
+                        continue;
+                    }
+                    // A frame over `max_frame` with a believable header:
+                    // skip it, keeping its header.
+                    let total = u64::try_from(claimed).unwrap_or(0) + LENGTH_PREFIX as u64;
+                    self.skip_frame(side, total, shared, out);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Skips a frame too large to hold, decoding only its first bytes.
+    fn skip_frame(&mut self, side: Side, total: u64, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        shared.losses.frames_too_large += 1;
+        let stream = &mut self.streams[index(side)];
+        if let Some(partial) = stream.start_skip(total, false, shared.keep(), &mut shared.buffered)
+        {
+            self.finish_partial(side, partial, shared, out);
+        }
+    }
+
+    /// The outstanding request a response frame (prefix) answers.
+    fn outstanding_for(&self, frame: &[u8]) -> Option<(i16, i16)> {
+        let correlation = read_i32(frame, LENGTH_PREFIX)?;
+        self.outstanding
+            .iter()
+            .find(|exchange| exchange.correlation_id == correlation)
+            .map(|exchange| (exchange.api_key, exchange.api_version))
+    }
+
+    /// Looks for the next frame boundary on a Kafka connection's side, then
+    /// traces it back through earlier frames that lead to it by length.
+    /// Bytes that cannot start a frame are dropped (past a window kept for
+    /// the tracing) and counted; the caller drops and counts those before
+    /// the boundary returned.
+    fn hunt(&mut self, side: Side, shared: &mut Shared) -> Option<usize> {
+        let role = self.role(side);
+        let max_frame = shared.options.max_frame;
+        let i = index(side);
+        let last = self.last_request_correlation;
+        let found = match role {
+            Role::Client => search(&mut self.streams[i], |rest| {
+                judge_request(rest, max_frame, Strictness::Search, last, &shared.probe)
+            }),
+            Role::Broker => {
+                // The judge needs the connection; work on a detached stream.
+                let mut stream = std::mem::replace(&mut self.streams[i], Stream::new(false));
+                let found = search(&mut stream, |rest| self.judge_response(rest, shared));
+                self.streams[i] = stream;
+                found
+            }
+        };
+        let stream = &mut self.streams[i];
+        if let Some(at) = found {
+            let at = chain_back(&stream.buf, at, |rest| match role {
+                Role::Client => {
+                    judge_request(rest, max_frame, Strictness::Boundary, None, &shared.probe)
+                        == Verdict::Accept
+                }
+                Role::Broker => response_header_plausible(rest, last),
+            });
+            stream.scanned = 0;
+            stream.pending.clear();
+            return Some(at);
+        }
+        let floor = stream.scanned.saturating_sub(HUNT_WINDOW);
+        let drop = stream
+            .pending
+            .first()
+            .map_or(floor, |first| floor.min(*first));
+        shared.losses.resync_bytes += drop as u64;
+        stream.discard(drop, &mut shared.buffered);
+        None
+    }
+
+    /// Judges a response start: it answers an outstanding request and
+    /// decodes as its response, or its API can be inferred.
+    fn judge_response(&self, rest: &[u8], shared: &Shared) -> Verdict {
+        let max_frame = shared.options.max_frame;
+        let Some(size) = read_i32(rest, 0) else {
+            return Verdict::Wait;
+        };
+        let total = match usize::try_from(size) {
+            Ok(size) if (4..=max_frame).contains(&size) => size + LENGTH_PREFIX,
+            _ => return Verdict::Reject,
+        };
+        let Some(correlation) = read_i32(rest, LENGTH_PREFIX) else {
+            return Verdict::Wait;
+        };
+        if let Some((key, version)) = self.outstanding_for(rest) {
+            return judge_decode(rest, total, |frame| {
+                frame::decode_response(frame, key, version, &shared.probe)
+            });
+        }
+        // A response to a request the capture lost: only when the API can be
+        // inferred, and only for a correlation id near the client's.
+        let near = match self.last_request_correlation {
+            Some(last) => correlation <= last && correlation >= last.saturating_sub(1024).max(0),
+            None => correlation >= 0 && self.hinted(shared, self.client_side().other()),
+        };
+        if !near || self.inference_budget.get() == 0 || total > INFER_MAX_FRAME {
+            return Verdict::Reject;
+        }
+        if rest.len() < total {
+            return if total <= INFER_WAIT_FRAME {
+                Verdict::Wait
+            } else {
+                Verdict::Reject
+            };
+        }
+        // The frame must end where the bytes do, or where another response
+        // plausibly starts: a small body fits too many places otherwise.
+        let next = &rest[total..];
+        if !next.is_empty() {
+            if next.len() < 8 {
+                return Verdict::Wait;
+            }
+            let next_size = read_i32(next, 0).and_then(|size| usize::try_from(size).ok());
+            let next_ok = next_size.is_some_and(|size| (4..=max_frame).contains(&size))
+                && (self.outstanding_for(next).is_some()
+                    || response_header_plausible(next, self.last_request_correlation));
+            if !next_ok {
+                return Verdict::Reject;
+            }
+        }
+        let frame = Bytes::copy_from_slice(&rest[..total]);
+        self.inference_budget.set(self.inference_budget.get() - 1);
+        if self.infer(&frame, shared).is_some() {
+            Verdict::Accept
+        } else {
+            Verdict::Reject
+        }
+    }
+
+    fn on_frame(&mut self, side: Side, cut: Cut, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        match self.role(side) {
+            Role::Client => self.on_request(cut, 0, false, shared, out),
+            Role::Broker => self.on_response(cut, 0, false, shared, out),
+        }
+    }
+
+    /// A frame kwire holds only the start of: decode what it can.
+    fn finish_partial(
+        &mut self,
+        side: Side,
+        partial: Partial,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        let cut = Cut {
+            bytes: partial.prefix.freeze(),
+            ts_ns: partial.ts_ns,
+            packets: partial.packets,
+        };
+        match self.role(side) {
+            Role::Client => {
+                // Without its correlation id a request cannot be paired.
+                if cut.bytes.len() >= 12 && self.raw_sasl.is_none() {
+                    self.on_request(cut, partial.missing, partial.lost, shared, out);
+                }
+            }
+            Role::Broker => {
+                if cut.bytes.len() >= 8 {
+                    self.on_response(cut, partial.missing, partial.lost, shared, out);
+                } else if partial.lost {
+                    self.lose_next_response(out);
+                }
+            }
+        }
+    }
+
+    /// A response whose correlation id is lost: brokers answer in request
+    /// order on a connection (protocol guide, "Network"), so it answered the
+    /// oldest outstanding request.
+    fn lose_next_response(&mut self, out: &mut Vec<Exchange>) {
+        while let Some(mut exchange) = self.outstanding.pop_front() {
+            if exchange.state == ExchangeState::NoResponseExpected {
+                self.emit(exchange, out);
+                continue;
+            }
+            exchange.lost = true;
+            self.emit(exchange, out);
+            return;
+        }
+    }
+
+    /// Hands out acks=0 Produce requests that waited `ACKS0_GRACE_NS` for
+    /// an answer that is not expected.
+    fn release_unanswered(&mut self, now_ns: i64, out: &mut Vec<Exchange>) {
+        while let Some(front) = self.outstanding.front() {
+            let since = front.ts_ns();
+            if front.state != ExchangeState::NoResponseExpected
+                || now_ns.saturating_sub(since) < ACKS0_GRACE_NS
+            {
+                return;
+            }
+            if let Some(exchange) = self.outstanding.pop_front() {
+                self.emit(exchange, out);
+            }
+        }
+    }
+
+    fn emit(&mut self, exchange: Exchange, out: &mut Vec<Exchange>) {
+        self.exchanges += 1;
+        out.push(exchange);
+    }
+
+    fn new_exchange(
+        &self,
+        id: u64,
+        api_key: i16,
+        api_version: i16,
+        correlation_id: i32,
+    ) -> Exchange {
+        Exchange {
+            id,
+            connection: self.index,
+            client: self.client(),
+            broker: self.broker(),
+            api_key,
+            api_version,
+            correlation_id,
+            request: None,
+            response: None,
+            state: ExchangeState::ResponseMissing,
+            inferred: false,
+            packets: Vec::new(),
+            lost: false,
+            sasl: None,
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        cut: Cut,
+        missing: u64,
+        lost: bool,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        if self.raw_sasl.is_some() {
+            let leaves = missing == 0
+                && judge_request(
+                    &cut.bytes,
+                    shared.options.max_frame,
+                    Strictness::Search,
+                    self.last_request_correlation,
+                    &shared.probe,
+                ) == Verdict::Accept;
+            if !leaves {
+                return self.on_raw_token(Sender::Client, cut, shared, out);
+            }
+            self.end_raw_sasl(out);
+        }
+        let mut decoded = frame::decode_request(cut.bytes, &shared.options.decode);
+        if decoded.error.is_some() && missing == 0 {
+            shared.losses.undecodable_frames += 1;
+        }
+        let id = shared.next_id();
+        let correlation = decoded.correlation_id;
+        let mut exchange = self.new_exchange(
+            id,
+            decoded.api_key,
+            decoded.api_version,
+            correlation.unwrap_or(-1),
+        );
+        exchange.lost = lost;
+        exchange.packets = cut.packets;
+        if let Some(client_id) = decoded.client_id() {
+            if self.client_ids.len() < MAX_CLIENT_IDS
+                && !self.client_ids.iter().any(|id| id == client_id)
+            {
+                self.client_ids.push(client_id.to_owned());
+            }
+        }
+        self.note_seen(decoded.api_key, decoded.api_version);
+        let mut no_response = false;
+        if let Some(body) = &decoded.body {
+            match decoded.api_key {
+                schema::PRODUCE_KEY => no_response = body.int("acks") == Some(0),
+                SASL_HANDSHAKE_KEY => self.mechanism = body.str("mechanism").map(str::to_owned),
+                SASL_AUTHENTICATE_KEY => {
+                    exchange.sasl = Some(SaslExchange {
+                        mechanism: self.mechanism.clone(),
+                        framing: SaslFraming::Authenticate,
+                        client: auth_bytes(body).map(|token| {
+                            sasl::decode(
+                                self.mechanism.as_deref(),
+                                Sender::Client,
+                                token,
+                                shared.options.show_secrets,
+                            )
+                        }),
+                        server: None,
+                    });
+                }
+                _ => {}
+            }
+        }
+        hide_secrets(&mut decoded, shared.options.show_secrets);
+        exchange.request = Some(Message {
+            ts_ns: cut.ts_ns,
+            frame: decoded,
+            missing_bytes: missing,
+        });
+        let Some(correlation) = correlation else {
+            // The header did not decode: nothing can answer it.
+            return self.emit(exchange, out);
+        };
+        if no_response {
+            // Held until a later response (or a grace time) shows that no
+            // answer came: librdkafka's mock cluster answers acks=0 anyway.
+            exchange.state = ExchangeState::NoResponseExpected;
+        }
+        self.last_request_correlation = Some(correlation);
+        if let Some(position) = self
+            .outstanding
+            .iter()
+            .position(|pending| pending.correlation_id == correlation)
+        {
+            if let Some(stale) = self.outstanding.remove(position) {
+                self.emit(stale, out);
+            }
+        }
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            if let Some(oldest) = self.outstanding.pop_front() {
+                self.emit(oldest, out);
+            }
+        }
+        self.outstanding.push_back(exchange);
+    }
+
+    fn on_response(
+        &mut self,
+        cut: Cut,
+        missing: u64,
+        lost: bool,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        if self
+            .raw_sasl
+            .as_ref()
+            .is_some_and(|raw| !raw.pending.is_empty())
+            && missing == 0
+        {
+            return self.on_raw_token(Sender::Server, cut, shared, out);
+        }
+        if missing == 0 && cut.bytes.len() < 8 && self.raw_sasl_version.is_some() {
+            // Too short for a Kafka response: a SASL token the server sent
+            // unasked (librdkafka's mock cluster sends a second empty one
+            // after OAUTHBEARER).
+            return self.on_raw_token(Sender::Server, cut, shared, out);
+        }
+        let correlation = read_i32(&cut.bytes, LENGTH_PREFIX);
+        let position = correlation.and_then(|correlation| {
+            self.outstanding
+                .iter()
+                .position(|pending| pending.correlation_id == correlation)
+        });
+        let broker = self.client_side().other();
+        let Some(position) = position else {
+            return self.on_orphan_response(cut, missing, lost, shared, out);
+        };
+        // Responses come in request order (protocol guide, "Network"): the
+        // requests before this one got none. For acks=0 Produce that is
+        // expected; for others, a gap must have eaten their responses.
+        let gap = std::mem::take(&mut self.streams[index(broker)].gap_since_match);
+        let mut position = position;
+        let mut at = 0;
+        while at < position {
+            let expected = self.outstanding[at].state == ExchangeState::NoResponseExpected;
+            if !(expected || gap) {
+                at += 1;
+                continue;
+            }
+            if let Some(mut earlier) = self.outstanding.remove(at) {
+                earlier.lost |= !expected;
+                self.emit(earlier, out);
+            }
+            position -= 1;
+        }
+        let Some(mut exchange) = self.outstanding.remove(position) else {
+            return;
+        };
+        let mut decoded = frame::decode_response(
+            cut.bytes,
+            exchange.api_key,
+            exchange.api_version,
+            &shared.options.decode,
+        );
+        if decoded.error.is_some() && missing == 0 {
+            shared.losses.undecodable_frames += 1;
+        }
+        if let Some(body) = &decoded.body {
+            let ok = body.int("error_code") == Some(0);
+            match exchange.api_key {
+                schema::API_VERSIONS_KEY if ok => self.learn_versions(body),
+                SASL_HANDSHAKE_KEY if ok && exchange.api_version == 0 => {
+                    self.raw_sasl_version = Some(exchange.api_version);
+                    self.raw_sasl = Some(RawSasl {
+                        version: exchange.api_version,
+                        pending: VecDeque::new(),
+                    });
+                }
+                SASL_AUTHENTICATE_KEY => {
+                    let token = auth_bytes(body).map(|token| {
+                        sasl::decode(
+                            self.mechanism.as_deref(),
+                            Sender::Server,
+                            token,
+                            shared.options.show_secrets,
+                        )
+                    });
+                    if let Some(sasl) = &mut exchange.sasl {
+                        sasl.server = token;
+                    }
+                }
+                _ => {}
+            }
+        }
+        hide_secrets(&mut decoded, shared.options.show_secrets);
+        exchange.response = Some(Message {
+            ts_ns: cut.ts_ns,
+            frame: decoded,
+            missing_bytes: missing,
+        });
+        exchange.lost |= lost;
+        exchange.state = ExchangeState::Complete;
+        merge_packets(&mut exchange.packets, cut.packets);
+        self.emit(exchange, out);
+    }
+
+    /// A response whose request is not in the capture.
+    fn on_orphan_response(
+        &mut self,
+        cut: Cut,
+        missing: u64,
+        lost: bool,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        let inferred = if missing == 0 {
+            self.infer(&cut.bytes, shared)
+        } else {
+            None
+        };
+        let (mut decoded, inferred) = match inferred {
+            Some((key, version)) => (
+                frame::decode_response(cut.bytes, key, version, &shared.options.decode),
+                true,
+            ),
+            None => {
+                if missing == 0 {
+                    shared.losses.undecodable_frames += 1;
+                }
+                // Header only: the correlation id and the size.
+                (
+                    frame::decode_response(cut.bytes, -1, -1, &shared.probe),
+                    false,
+                )
+            }
+        };
+        if inferred {
+            self.note_seen(decoded.api_key, decoded.api_version);
+            if let Some(body) = decoded
+                .body
+                .as_ref()
+                .filter(|_| decoded.api_key == schema::API_VERSIONS_KEY)
+            {
+                if body.int("error_code") == Some(0) {
+                    self.learn_versions(body);
+                }
+            }
+        }
+        hide_secrets(&mut decoded, shared.options.show_secrets);
+        let id = shared.next_id();
+        let mut exchange = self.new_exchange(
+            id,
+            decoded.api_key,
+            decoded.api_version,
+            decoded.correlation_id.unwrap_or(-1),
+        );
+        exchange.inferred = inferred;
+        exchange.lost = lost;
+        exchange.state = ExchangeState::RequestMissing;
+        exchange.packets = cut.packets;
+        exchange.response = Some(Message {
+            ts_ns: cut.ts_ns,
+            frame: decoded,
+            missing_bytes: missing,
+        });
+        self.emit(exchange, out);
+    }
+
+    /// The (API key, version) whose response `frame` is: it must decode
+    /// with no error, use every byte, and hold sane values. Versions learnt
+    /// from ApiVersions and APIs seen on the connection come first; among
+    /// the rest, the answer must be unambiguous.
+    fn infer(&self, frame: &Bytes, shared: &Shared) -> Option<(i16, i16)> {
+        let fits = |key: i16, version: i16| {
+            let decoded = frame::decode_response(frame.clone(), key, version, &shared.probe);
+            decoded.error.is_none()
+                && decoded.violations.is_empty()
+                && decoded.body.as_ref().is_some_and(sane)
+                && decoded.correlation_id.is_some()
+        };
+        for &(key, version) in &self.seen {
+            if fits(key, version) {
+                return Some((key, version));
+            }
+        }
+        let mut found: Option<(i16, i16)> = None;
+        for api in schema::APIS {
+            let valid = api.response.valid;
+            let (min, max) = match self.learnt.iter().find(|(key, _, _)| *key == api.key) {
+                Some(&(_, min, max)) => (min.max(valid.min), max.min(valid.max)),
+                None if self.learnt.is_empty() => (valid.min, valid.max),
+                None => continue,
+            };
+            for version in (min..=max).rev() {
+                if self.seen.contains(&(api.key, version)) || !fits(api.key, version) {
+                    continue;
+                }
+                match found {
+                    None => found = Some((api.key, version)),
+                    Some((key, _)) if key == api.key => {}
+                    Some(_) => return None,
+                }
+                break;
+            }
+        }
+        found
+    }
+
+    fn note_seen(&mut self, key: i16, version: i16) {
+        if schema::api(key).is_none() {
+            return;
+        }
+        if let Some(position) = self.seen.iter().position(|&seen| seen == (key, version)) {
+            self.seen.remove(position);
+        }
+        self.seen.insert(0, (key, version));
+        self.seen.truncate(MAX_SEEN);
+    }
+
+    fn learn_versions(&mut self, body: &Struct) {
+        let Some(Value::Array(items)) = body.get("api_keys") else {
+            return;
+        };
+        self.learnt = items
+            .iter()
+            .filter_map(Value::as_struct)
+            .filter_map(|item| {
+                let key = i16::try_from(item.int("api_key")?).ok()?;
+                let min = i16::try_from(item.int("min_version")?).ok()?;
+                let max = i16::try_from(item.int("max_version")?).ok()?;
+                Some((key, min, max))
+            })
+            .take(1024)
+            .collect();
+    }
+
+    /// A raw SASL token (after SaslHandshake v0): a client token opens an
+    /// exchange, the server's token completes it.
+    fn on_raw_token(
+        &mut self,
+        sender: Sender,
+        cut: Cut,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) {
+        let Some(version) = self
+            .raw_sasl
+            .as_ref()
+            .map(|raw| raw.version)
+            .or(self.raw_sasl_version)
+        else {
+            return;
+        };
+        let token = cut.bytes.slice(cut.bytes.len().min(LENGTH_PREFIX)..);
+        let show = shared.options.show_secrets;
+        let message = sasl::decode(self.mechanism.as_deref(), sender, &token, show);
+        let direction = match sender {
+            Sender::Client => Direction::Request,
+            Sender::Server => Direction::Response,
+        };
+        let frame = DecodedFrame {
+            direction,
+            api_key: SASL_HANDSHAKE_KEY,
+            api_version: version,
+            correlation_id: None,
+            header_version: -1,
+            body_version: version,
+            header: Struct::default(),
+            body: None,
+            body_bytes: if show { token } else { Bytes::new() },
+            size: cut.bytes.len(),
+            error: None,
+            violations: Vec::new(),
+        };
+        let message_at = Message {
+            ts_ns: cut.ts_ns,
+            frame,
+            missing_bytes: 0,
+        };
+        match sender {
+            Sender::Client => {
+                let id = shared.next_id();
+                let mut exchange = self.new_exchange(id, SASL_HANDSHAKE_KEY, version, -1);
+                exchange.request = Some(message_at);
+                exchange.packets = cut.packets;
+                exchange.sasl = Some(SaslExchange {
+                    mechanism: self.mechanism.clone(),
+                    framing: SaslFraming::Raw,
+                    client: Some(message),
+                    server: None,
+                });
+                let mut overflow = None;
+                if let Some(raw) = &mut self.raw_sasl {
+                    if raw.pending.len() >= MAX_PENDING_SASL {
+                        overflow = raw.pending.pop_front();
+                    }
+                    raw.pending.push_back(exchange);
+                }
+                if let Some(stale) = overflow {
+                    self.emit(stale, out);
+                }
+            }
+            Sender::Server => {
+                let pending = self
+                    .raw_sasl
+                    .as_mut()
+                    .and_then(|raw| raw.pending.pop_front());
+                let Some(mut exchange) = pending else {
+                    // A token nothing asked for: an exchange of its own.
+                    let id = shared.next_id();
+                    let mut exchange = self.new_exchange(id, SASL_HANDSHAKE_KEY, version, -1);
+                    exchange.response = Some(message_at);
+                    exchange.state = ExchangeState::RequestMissing;
+                    exchange.packets = cut.packets;
+                    exchange.sasl = Some(SaslExchange {
+                        mechanism: self.mechanism.clone(),
+                        framing: SaslFraming::Raw,
+                        client: None,
+                        server: Some(message),
+                    });
+                    return self.emit(exchange, out);
+                };
+                let done = authentication_done(self.mechanism.as_deref(), &message);
+                if let Some(sasl) = &mut exchange.sasl {
+                    sasl.server = Some(message);
+                }
+                exchange.response = Some(message_at);
+                exchange.state = ExchangeState::Complete;
+                merge_packets(&mut exchange.packets, cut.packets);
+                self.emit(exchange, out);
+                if done {
+                    self.end_raw_sasl(out);
+                }
+            }
+        }
+    }
+
+    fn end_raw_sasl(&mut self, out: &mut Vec<Exchange>) {
+        if let Some(raw) = self.raw_sasl.take() {
+            for exchange in raw.pending {
+                self.emit(exchange, out);
+            }
+        }
+    }
+
+    /// The connection is gone: partial frames are lost, requests unanswered.
+    fn flush(&mut self, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        let kafka = self.kind == ConnectionKind::Kafka;
+        let max_frame = shared.options.max_frame;
+        for side in [Side::Initiator, Side::Responder] {
+            let stream = &mut self.streams[index(side)];
+            let mode = std::mem::replace(&mut stream.mode, Mode::Ignore);
+            // A frame the capture (or the connection) ended inside is lost,
+            // counted once.
+            let partial = match mode {
+                Mode::Synced if kafka && !stream.buf.is_empty() => {
+                    let have = stream.buf.len();
+                    let total = match frame::next_frame(&stream.buf, max_frame) {
+                        Deframe::NeedMore(more) if have >= LENGTH_PREFIX => have + more,
+                        _ => have,
+                    };
+                    let partial = match stream.start_skip(
+                        total as u64,
+                        true,
+                        shared.keep(),
+                        &mut shared.buffered,
+                    ) {
+                        Some(partial) => Some(partial),
+                        None => match std::mem::replace(&mut stream.mode, Mode::Ignore) {
+                            Mode::Skipping(partial) => Some(*partial),
+                            _ => None,
+                        },
+                    };
+                    partial.map(|partial| (partial, true))
+                }
+                Mode::Skipping(partial) => {
+                    let newly_lost = !partial.lost;
+                    Some((*partial, newly_lost))
+                }
+                Mode::Hunting if kafka => {
+                    shared.losses.resync_bytes += stream.buf.len() as u64;
+                    None
+                }
+                _ => None,
+            };
+            let stream = &mut self.streams[index(side)];
+            stream.clear(&mut shared.buffered);
+            stream.mode = Mode::Ignore;
+            if let Some((mut partial, newly_lost)) = partial {
+                if newly_lost {
+                    self.frames_lost += 1;
+                    shared.losses.frames_lost += 1;
+                }
+                partial.lost = true;
+                self.finish_partial(side, partial, shared, out);
+            }
+        }
+        self.end_raw_sasl(out);
+        let broker_gap = self.streams[index(self.client_side().other())].gap_since_match;
+        while let Some(mut exchange) = self.outstanding.pop_front() {
+            exchange.lost |= broker_gap && exchange.state == ExchangeState::ResponseMissing;
+            self.emit(exchange, out);
+        }
+    }
+}
+
+/// Whether a raw SASL exchange ends authentication: PLAIN takes one round
+/// trip, SCRAM ends with server-final, OAUTHBEARER with an empty answer.
+/// Other mechanisms end when the client sends a Kafka request again.
+fn authentication_done(mechanism: Option<&str>, server: &SaslMessage) -> bool {
+    let mechanism = mechanism.unwrap_or_default().to_ascii_uppercase();
+    match mechanism.as_str() {
+        "PLAIN" => true,
+        "OAUTHBEARER" => matches!(server, SaslMessage::Empty),
+        scram if scram.starts_with("SCRAM-") => {
+            matches!(server, SaslMessage::ScramServerFinal { .. })
+        }
+        _ => false,
+    }
+}
+
+fn auth_bytes(body: &Struct) -> Option<&[u8]> {
+    match body.get("auth_bytes") {
+        Some(Value::Bytes(bytes)) => Some(bytes),
+        _ => None,
+    }
+}
+
+/// APIs whose bodies hold credentials (display::redact's fields): their raw
+/// body bytes are dropped too when secrets are hidden.
+const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
+
+fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
+    if show {
+        return;
+    }
+    if let Some(body) = &mut decoded.body {
+        crate::display::redact(body);
+    }
+    if SECRET_APIS.contains(&decoded.api_key) {
+        decoded.body_bytes = Bytes::new();
+    }
+}
+
+fn merge_packets(packets: &mut Vec<u64>, more: Vec<u64>) {
+    packets.extend(more);
+    packets.sort_unstable();
+    packets.dedup();
+    packets.truncate(2 * MAX_PACKETS_PER_MESSAGE);
+}
+
+fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    let raw = bytes.get(at..at + 4)?;
+    Some(i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+fn read_i16(bytes: &[u8], at: usize) -> Option<i16> {
+    let raw = bytes.get(at..at + 2)?;
+    Some(i16::from_be_bytes([raw[0], raw[1]]))
+}
+
+/// Whether a decoded response holds believable values: known error codes,
+/// non-negative throttle times and strings without control characters.
+fn sane(tree: &Struct) -> bool {
+    tree.fields
+        .iter()
+        .all(|field| sane_value(field.name, &field.value))
+}
+
+fn sane_value(name: &str, value: &Value) -> bool {
+    match value {
+        Value::Int(code) if name == "error_code" || name.ends_with("_error_code") => {
+            i16::try_from(*code).is_ok_and(|code| schema::error(code).is_some())
+        }
+        Value::Int(time) if name == "throttle_time_ms" => *time >= 0,
+        Value::String(text) => !text.chars().any(char::is_control),
+        Value::Struct(inner) => sane(inner),
+        Value::Array(items) => items.iter().all(|item| sane_value(name, item)),
+        _ => true,
+    }
+}
+
+/// Judges whether `bytes` starts with a Kafka request: a sane size, a known
+/// API key at a plausible version, a non-negative correlation id (after
+/// `after`, when known: clients count upwards), a printable client id, and
+/// a body that decodes (whole, or as far as the bytes go).
+fn judge_request(
+    bytes: &[u8],
+    max_frame: usize,
+    strictness: Strictness,
+    after: Option<i32>,
+    probe: &DecodeOptions,
+) -> Verdict {
+    let Some(size) = read_i32(bytes, 0) else {
+        return Verdict::Wait;
+    };
+    // api key, version and correlation id: 8 bytes at least.
+    let size = match usize::try_from(size) {
+        Ok(size) if (8..=max_frame).contains(&size) => size,
+        _ => return Verdict::Reject,
+    };
+    let Some(key) = read_i16(bytes, 4) else {
+        return Verdict::Wait;
+    };
+    let api = schema::api(key);
+    let largest_key = schema::APIS.last().map_or(0, |api| api.key);
+    let key_ok = match strictness {
+        Strictness::Search => api.is_some(),
+        Strictness::Boundary => (0..=largest_key.saturating_add(API_KEY_SLACK)).contains(&key),
+    };
+    if !key_ok {
+        return Verdict::Reject;
+    }
+    let Some(version) = read_i16(bytes, 6) else {
+        return Verdict::Wait;
+    };
+    let newest = api.map_or(30, |api| api.request.valid.max);
+    if version < 0 || version > newest.saturating_add(VERSION_SLACK) {
+        return Verdict::Reject;
+    }
+    let Some(correlation) = read_i32(bytes, 8) else {
+        return Verdict::Wait;
+    };
+    let counts_up = after.is_none_or(|last| correlation > last || last - correlation > 1 << 30);
+    if correlation < 0 || !counts_up {
+        return Verdict::Reject;
+    }
+    let header_version = match api {
+        Some(api) if api.request.valid.contains(version) => {
+            schema::request_header_version(api, version)
+        }
+        // A newer version than known: flexible if the newest known is.
+        Some(api) if api.request.flexible.contains(api.request.valid.max) => 2,
+        _ => 1,
+    };
+    if header_version >= 1 {
+        let Some(id_len) = read_i16(bytes, 12) else {
+            return Verdict::Wait;
+        };
+        if !(-1..=MAX_CLIENT_ID).contains(&id_len) {
+            return Verdict::Reject;
+        }
+        // -1 is a null client id. Searching, a client id is required: an
+        // empty body (ApiVersions v0) after an empty id fits too easily.
+        let id_len = usize::try_from(id_len).unwrap_or(0);
+        if id_len + 10 > size || (id_len == 0 && strictness == Strictness::Search) {
+            return Verdict::Reject;
+        }
+        if id_len > 0 {
+            let end = 14 + id_len;
+            let Some(id) = bytes.get(14..end) else {
+                return Verdict::Wait;
+            };
+            let printable =
+                std::str::from_utf8(id).is_ok_and(|id| !id.chars().any(char::is_control));
+            if !printable {
+                return Verdict::Reject;
+            }
+        }
+    }
+    // At a known boundary the header is evidence enough: a body that does
+    // not decode is the codec's to report, not a reason to drop the stream.
+    let Some(api) = api.filter(|_| strictness == Strictness::Search) else {
+        return Verdict::Accept;
+    };
+    if !api.request.valid.contains(version) {
+        return Verdict::Reject;
+    }
+    judge_decode(bytes, size + LENGTH_PREFIX, |frame| {
+        frame::decode_request(frame, probe)
+    })
+}
+
+/// Decodes a candidate frame of `total` bytes at the start of `bytes`: whole
+/// when it is all there, else its first `PREFIX_CHECK` bytes, which must
+/// fail only for want of the rest.
+fn judge_decode(bytes: &[u8], total: usize, decode: impl Fn(Bytes) -> DecodedFrame) -> Verdict {
+    if bytes.len() >= total {
+        // Trailing bytes are not accepted: a small body would then fit
+        // anywhere. (A frame with trailing bytes before a frame found is
+        // still found, by `chain_back`.)
+        let decoded = decode(Bytes::copy_from_slice(&bytes[..total]));
+        return match decoded.error.map(|error| error.kind) {
+            None => Verdict::Accept,
+            // A version newer than kwire's tables cannot be checked: the
+            // header (checked by the caller) has to do.
+            Some(DecodeErrorKind::UnknownVersion { .. }) => Verdict::Accept,
+            Some(_) => Verdict::Reject,
+        };
+    }
+    if bytes.len() < PREFIX_CHECK {
+        return Verdict::Wait;
+    }
+    // The prefix with its length prefix rewritten to match.
+    let mut prefix = bytes[..PREFIX_CHECK].to_vec();
+    let claimed = (PREFIX_CHECK - LENGTH_PREFIX) as i32;
+    prefix[..LENGTH_PREFIX].copy_from_slice(&claimed.to_be_bytes());
+    let decoded = decode(Bytes::from(prefix));
+    let truncated = matches!(
+        decoded.error.as_ref().map(|error| &error.kind),
+        Some(DecodeErrorKind::Wire(
+            WireErrorKind::Truncated { .. }
+                | WireErrorKind::LengthExceeds { .. }
+                | WireErrorKind::CountExceeds { .. }
+        ))
+    );
+    if truncated {
+        Verdict::Accept
+    } else {
+        Verdict::Reject
+    }
+}
+
+/// Searches a stream's buffer for a frame start: candidates that were
+/// waiting for bytes first, then positions not judged yet. Candidates that
+/// need more bytes do not stop the search: a later one may be certain.
+fn search(stream: &mut Stream, mut judge: impl FnMut(&[u8]) -> Verdict) -> Option<usize> {
+    let earlier = std::mem::take(&mut stream.pending);
+    let mut waiting = Vec::new();
+    for position in earlier {
+        match stream.buf.get(position..).map(&mut judge) {
+            Some(Verdict::Accept) => return Some(position),
+            Some(Verdict::Wait) => waiting.push(position),
+            _ => {}
+        }
+    }
+    while stream.scanned < stream.buf.len() {
+        let position = stream.scanned;
+        stream.scanned += 1;
+        match judge(&stream.buf[position..]) {
+            Verdict::Accept => {
+                stream.pending = waiting;
+                return Some(position);
+            }
+            Verdict::Wait => {
+                if waiting.len() >= MAX_PENDING {
+                    waiting.remove(0);
+                }
+                waiting.push(position);
+            }
+            Verdict::Reject => {}
+        }
+    }
+    stream.pending = waiting;
+    None
+}
+
+/// Traces a frame boundary back through earlier frames whose length leads
+/// exactly to it and whose header is plausible: a frame that did not decode
+/// (or was too small to judge alone) still gets its place.
+fn chain_back(buf: &[u8], at: usize, plausible: impl Fn(&[u8]) -> bool) -> usize {
+    let mut at = at;
+    for _ in 0..MAX_CHAIN {
+        let start = at.saturating_sub(HUNT_WINDOW);
+        let leads_here = |position: &usize| {
+            let size = read_i32(buf, *position).and_then(|size| usize::try_from(size).ok());
+            size.is_some_and(|size| position + LENGTH_PREFIX + size == at)
+                && plausible(&buf[*position..])
+        };
+        match (start..at.saturating_sub(LENGTH_PREFIX))
+            .rev()
+            .find(leads_here)
+        {
+            Some(earlier) => at = earlier,
+            None => break,
+        }
+    }
+    at
+}
+
+/// Whether a response header's correlation id fits the client's: at most
+/// the last one sent, and not far behind.
+fn response_header_plausible(frame: &[u8], last: Option<i32>) -> bool {
+    let Some(correlation) = read_i32(frame, LENGTH_PREFIX) else {
+        return false;
+    };
+    match last {
+        Some(last) => correlation <= last && correlation >= last.saturating_sub(1024).max(0),
+        None => correlation >= 0,
+    }
+}
+
+/// Whether the bytes after a length prefix look like a request header
+/// (key, version, correlation id), without looking at the body.
+fn header_plausible(header: &[u8]) -> bool {
+    let (Some(key), Some(version), Some(correlation)) = (
+        read_i16(header, 0),
+        read_i16(header, 2),
+        read_i32(header, 4),
+    ) else {
+        return false;
+    };
+    schema::api(key).is_some_and(|api| {
+        (0..=api.request.valid.max.saturating_add(VERSION_SLACK)).contains(&version)
+    }) && correlation >= 0
+}
+
+/// A TLS handshake record holding a ClientHello (sent by the client) or a
+/// ServerHello (RFC 8446 sections 5.1 and 4) at the start of `side`'s
+/// stream. Returns the client side.
+fn tls_hello(bytes: &[u8], side: Side) -> Option<Side> {
+    if bytes.len() < 6 || bytes[0] != 22 || bytes[1] != 3 || bytes[2] > 4 {
+        return None;
+    }
+    match bytes[5] {
+        1 => Some(side),
+        2 => Some(side.other()),
+        _ => None,
+    }
+}
+
+/// Two consecutive TLS record headers (content type 20-24, version 3.x,
+/// length within the record limit of RFC 8446 section 5.2).
+fn tls_records(bytes: &[u8]) -> Verdict {
+    let header = |at: usize| -> Verdict {
+        let Some(head) = bytes.get(at..at + 5) else {
+            return Verdict::Wait;
+        };
+        let length = u16::from_be_bytes([head[3], head[4]]);
+        if (20..=24).contains(&head[0]) && head[1] == 3 && head[2] <= 4 && length <= 18_432 {
+            Verdict::Accept
+        } else {
+            Verdict::Reject
+        }
+    };
+    if header(0) != Verdict::Accept {
+        return Verdict::Reject;
+    }
+    let length = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+    header(5 + length)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames_file::{self, LineKind};
+
+    const CLIENT: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
+    const BROKER: ([u8; 4], u16) = ([127, 0, 0, 1], 9092);
+
+    /// A scripted TCP conversation between a client and a broker: every
+    /// segment acknowledges all the peer sent, as a real receiver would.
+    struct Wire {
+        client_seq: u32,
+        broker_seq: u32,
+        packet: u64,
+        ts_ns: i64,
+        segments: Vec<TcpSegment>,
+    }
+
+    impl Wire {
+        fn new(handshake: bool) -> Wire {
+            let mut wire = Wire {
+                client_seq: 1000,
+                broker_seq: 50_000,
+                packet: 0,
+                ts_ns: 1_700_000_000_000_000_000,
+                segments: Vec::new(),
+            };
+            if handshake {
+                wire.push(true, Bytes::new(), true, false);
+                wire.client_seq += 1;
+                wire.push(false, Bytes::new(), true, true);
+                wire.broker_seq += 1;
+            }
+            wire
+        }
+
+        fn push(&mut self, from_client: bool, payload: Bytes, syn: bool, ack: bool) {
+            let (src, dst, seq, peer) = if from_client {
+                (CLIENT, BROKER, self.client_seq, self.broker_seq)
+            } else {
+                (BROKER, CLIENT, self.broker_seq, self.client_seq)
+            };
+            self.segments.push(TcpSegment {
+                packet: self.packet,
+                ts_ns: self.ts_ns,
+                src: SocketAddr::from(src),
+                dst: SocketAddr::from(dst),
+                seq,
+                ack: ack.then_some(peer),
+                syn,
+                fin: false,
+                rst: false,
+                wire_len: payload.len() as u32,
+                payload,
+                snapped: false,
+            });
+            self.packet += 1;
+            self.ts_ns += 1_000_000;
+        }
+
+        /// Sends `bytes` in segments of at most `mss` bytes.
+        fn send(&mut self, from_client: bool, bytes: &[u8], mss: usize) {
+            for piece in bytes.chunks(mss.max(1)) {
+                let first = !(from_client && self.client_seq == 1000);
+                self.push(from_client, Bytes::copy_from_slice(piece), false, first);
+                self.advance(from_client, piece.len());
+            }
+        }
+
+        /// Bytes the network carried but the capture did not.
+        fn lose(&mut self, from_client: bool, count: usize) {
+            self.advance(from_client, count);
+        }
+
+        fn advance(&mut self, from_client: bool, count: usize) {
+            let seq = if from_client {
+                &mut self.client_seq
+            } else {
+                &mut self.broker_seq
+            };
+            *seq = seq.wrapping_add(count as u32);
+        }
+    }
+
+    struct Run {
+        exchanges: Vec<Exchange>,
+        losses: LossCounters,
+        connections: Vec<ConnectionSummary>,
+    }
+
+    fn run_with(segments: Vec<TcpSegment>, options: AnalyzerOptions) -> Run {
+        let mut analyzer = Analyzer::new(options);
+        let mut exchanges = Vec::new();
+        for segment in segments {
+            analyzer.push_segment(segment, &mut exchanges);
+        }
+        analyzer.finish(&mut exchanges);
+        Run {
+            exchanges,
+            losses: analyzer.losses(),
+            connections: analyzer.connections(),
+        }
+    }
+
+    fn run(segments: Vec<TcpSegment>) -> Run {
+        run_with(segments, AnalyzerOptions::default())
+    }
+
+    /// The frames of one corpus connection, requests and responses in the
+    /// order the client sent them (each response after its request).
+    fn corpus_connection(file: &str, connection: u32) -> Vec<(bool, Bytes)> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus/frames")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("corpus frames");
+        frames_file::parse(&text)
+            .expect("frames parse")
+            .into_iter()
+            .filter(|line| line.connection == connection && line.kind != LineKind::SaslRaw)
+            .map(|line| (line.kind == LineKind::Request, line.bytes))
+            .collect()
+    }
+
+    /// kcat against librdkafka's mock cluster: ApiVersions, Metadata,
+    /// FindCoordinator, ListOffsets and Fetch, 14 requests.
+    fn kcat_frames() -> Vec<(bool, Bytes)> {
+        corpus_connection("kcat-mock.frames", 11)
+    }
+
+    fn feed(wire: &mut Wire, frames: &[(bool, Bytes)], mss: usize) {
+        for (from_client, bytes) in frames {
+            wire.send(*from_client, bytes, mss);
+        }
+    }
+
+    /// (API key, version, correlation id, state) of each exchange, by id.
+    fn outline(exchanges: &[Exchange]) -> Vec<(i16, i16, i32, ExchangeState)> {
+        let mut sorted: Vec<&Exchange> = exchanges.iter().collect();
+        sorted.sort_by_key(|exchange| exchange.id);
+        sorted
+            .iter()
+            .map(|e| (e.api_key, e.api_version, e.correlation_id, e.state))
+            .collect()
+    }
+
+    /// The losses of a clean kcat run: librdkafka's mock cluster answers
+    /// ApiVersions v3 with a malformed body (see tests/corpus_frames.rs).
+    fn mock_quirk() -> LossCounters {
+        LossCounters {
+            undecodable_frames: 1,
+            ..LossCounters::default()
+        }
+    }
+
+    fn complete_count(exchanges: &[Exchange]) -> usize {
+        exchanges
+            .iter()
+            .filter(|exchange| exchange.state == ExchangeState::Complete)
+            .count()
+    }
+
+    #[test]
+    fn clean_stream_pairs_every_exchange_in_request_order() {
+        let frames = kcat_frames();
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let result = run(wire.segments);
+        let requests = frames.iter().filter(|(request, _)| *request).count();
+        let responses = frames.len() - requests;
+        assert_eq!(result.exchanges.len(), requests);
+        assert_eq!(complete_count(&result.exchanges), responses);
+        assert_eq!(result.losses, mock_quirk());
+        // Ids follow request order; emission follows completion.
+        let ids: Vec<u64> = result.exchanges.iter().map(|e| e.id).collect();
+        let expected: Vec<u64> = (0..requests as u64).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, expected);
+        let first = &result.exchanges[0];
+        assert_eq!(first.api_name(), "ApiVersions");
+        assert_eq!(first.client, SocketAddr::from(CLIENT));
+        assert_eq!(first.broker, SocketAddr::from(BROKER));
+        assert_eq!(first.client_id(), Some("kwire-corpus-kcat"));
+        // Packets 0-1 are the handshake: the first request is packet 2 and
+        // its response packet 3, one millisecond later.
+        assert_eq!(first.packets, vec![2, 3]);
+        assert_eq!(first.latency_ns(), Some(1_000_000));
+        let connection = &result.connections[0];
+        assert_eq!(connection.kind, ConnectionKind::Kafka);
+        assert_eq!(connection.exchanges, requests as u64);
+        assert_eq!(connection.client_ids, vec!["kwire-corpus-kcat".to_owned()]);
+        let sent: usize = frames
+            .iter()
+            .filter(|(r, _)| *r)
+            .map(|(_, b)| b.len())
+            .sum();
+        assert_eq!(connection.bytes_to_broker, sent as u64);
+    }
+
+    #[test]
+    fn resplitting_the_streams_changes_nothing() {
+        let frames = kcat_frames();
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let reference = run(wire.segments);
+        for mss in [1, 2, 3, 5, 7, 13, 64, 100] {
+            let mut wire = Wire::new(true);
+            feed(&mut wire, &frames, mss);
+            let result = run(wire.segments);
+            assert_eq!(
+                outline(&result.exchanges),
+                outline(&reference.exchanges),
+                "mss {mss}"
+            );
+            assert_eq!(result.losses, mock_quirk(), "mss {mss}");
+            // The request time is the time of the packet with its first
+            // byte, so smaller segments cannot make it later.
+            let first = result.exchanges.iter().find(|e| e.id == 0).expect("first");
+            assert_eq!(first.packets[0], 2, "mss {mss}");
+        }
+    }
+
+    #[test]
+    fn capture_starting_mid_stream_finds_the_first_boundary() {
+        let frames = kcat_frames();
+        let reference = outline(&{
+            let mut wire = Wire::new(true);
+            feed(&mut wire, &frames, 1460);
+            run(wire.segments).exchanges
+        });
+        // Start the capture inside request `start`'s frame, `into` bytes in.
+        // (Not request 0: the mock's answer to it is malformed and cannot be
+        // inferred, so it would be skipped too.)
+        for start in [2, 4, 8, 12] {
+            for into in [1, 3, 9] {
+                let mut wire = Wire::new(false);
+                let mut partial = 0;
+                for (index, (from_client, bytes)) in frames.iter().enumerate() {
+                    match index.cmp(&start) {
+                        std::cmp::Ordering::Less => wire.lose(*from_client, bytes.len()),
+                        std::cmp::Ordering::Equal => {
+                            let cut = into.min(bytes.len());
+                            wire.lose(*from_client, cut);
+                            wire.send(*from_client, &bytes[cut..], 1460);
+                            partial = bytes.len() - cut;
+                        }
+                        std::cmp::Ordering::Greater => wire.send(*from_client, bytes, 1460),
+                    }
+                }
+                let result = run(wire.segments);
+                let at = format!("start {start} into {into}");
+                // The partial request is skipped; its response stays as a
+                // response without request; every later exchange is whole.
+                assert_eq!(result.losses.resync_bytes, partial as u64, "{at}");
+                let later: Vec<_> = outline(&result.exchanges)
+                    .into_iter()
+                    .filter(|entry| entry.3 != ExchangeState::RequestMissing)
+                    .collect();
+                let skipped = frames[..=start].iter().filter(|(r, _)| *r).count();
+                assert_eq!(later, reference[skipped..].to_vec(), "{at}");
+                let orphans = result
+                    .exchanges
+                    .iter()
+                    .filter(|e| e.state == ExchangeState::RequestMissing)
+                    .count();
+                assert_eq!(orphans, 1, "{at}: the cut request's response");
+                assert_eq!(result.connections[0].kind, ConnectionKind::Kafka, "{at}");
+            }
+        }
+    }
+
+    #[test]
+    fn gap_inside_a_request_loses_that_frame_and_pairs_the_rest() {
+        let frames = kcat_frames();
+        // Frame 14 is a Fetch request of 109 bytes.
+        let (from_client, victim) = &frames[14];
+        assert!(*from_client && victim.len() > 60);
+        let mut wire = Wire::new(true);
+        for (index, (from_client, bytes)) in frames.iter().enumerate() {
+            if index == 14 {
+                wire.send(true, &bytes[..40], 1460);
+                wire.lose(true, 20);
+                wire.send(true, &bytes[60..], 1460);
+            } else {
+                wire.send(*from_client, bytes, 1460);
+            }
+        }
+        let result = run(wire.segments);
+        assert_eq!(result.losses.gap_bytes, 20);
+        assert_eq!(result.losses.frames_lost, 1);
+        assert_eq!(
+            result.losses.resync_bytes, 0,
+            "the frame's length was known"
+        );
+        let lost: Vec<&Exchange> = result.exchanges.iter().filter(|e| e.lost).collect();
+        assert_eq!(lost.len(), 1);
+        let lost = lost[0];
+        assert_eq!(lost.api_name(), "Fetch");
+        assert_eq!(
+            lost.state,
+            ExchangeState::Complete,
+            "its response still pairs"
+        );
+        let request = lost.request.as_ref().expect("request");
+        assert_eq!(request.missing_bytes, (victim.len() - 40) as u64);
+        assert_eq!(
+            lost.client_id(),
+            Some("kwire-corpus-kcat"),
+            "the header was decoded"
+        );
+        let requests = frames.iter().filter(|(r, _)| *r).count();
+        assert_eq!(result.exchanges.len(), requests);
+        assert_eq!(result.connections[0].frames_lost, 1);
+        assert_eq!(result.connections[0].gap_bytes, 20);
+    }
+
+    #[test]
+    fn gap_inside_a_response_marks_its_exchange() {
+        let frames = kcat_frames();
+        // Frame 15 is the response to the Fetch request 14.
+        let mut wire = Wire::new(true);
+        for (index, (from_client, bytes)) in frames.iter().enumerate() {
+            if index == 15 {
+                wire.send(false, &bytes[..20], 1460);
+                wire.lose(false, 10);
+                wire.send(false, &bytes[30..], 1460);
+            } else {
+                wire.send(*from_client, bytes, 1460);
+            }
+        }
+        let result = run(wire.segments);
+        assert_eq!(result.losses.frames_lost, 1);
+        assert_eq!(result.losses.gap_bytes, 10);
+        let lost: Vec<&Exchange> = result.exchanges.iter().filter(|e| e.lost).collect();
+        assert_eq!(lost.len(), 1);
+        assert_eq!(lost[0].api_name(), "Fetch");
+        let response = lost[0].response.as_ref().expect("a partial response");
+        assert_eq!(response.missing_bytes, (frames[15].1.len() - 20) as u64);
+        assert_eq!(response.frame.correlation_id, Some(lost[0].correlation_id));
+        let requests = frames.iter().filter(|(r, _)| *r).count();
+        assert_eq!(complete_count(&result.exchanges), frames.len() - requests);
+    }
+
+    #[test]
+    fn gap_across_frames_resynchronises_on_the_next_request() {
+        let frames = kcat_frames();
+        let mut wire = Wire::new(true);
+        // Lose from the middle of request 6 to the middle of request 8,
+        // with the responses in between (the broker's stream is intact).
+        for (index, (from_client, bytes)) in frames.iter().enumerate() {
+            match index {
+                6 => {
+                    wire.send(true, &bytes[..10], 1460);
+                    wire.lose(true, bytes.len() - 10);
+                }
+                8 => {
+                    wire.lose(true, 10);
+                    wire.send(true, &bytes[10..], 1460);
+                }
+                _ => wire.send(*from_client, bytes, 1460),
+            }
+        }
+        let result = run(wire.segments);
+        // Requests 6 and 8 were hit.
+        assert_eq!(result.losses.frames_lost, 2);
+        assert_eq!(result.losses.resync_bytes, (frames[8].1.len() - 10) as u64);
+        // Request 6 is lost with too little to pair; request 8 is cut. Their
+        // responses stay, without requests; everything else pairs.
+        let orphans: Vec<&Exchange> = result
+            .exchanges
+            .iter()
+            .filter(|e| e.state == ExchangeState::RequestMissing)
+            .collect();
+        assert_eq!(orphans.len(), 2);
+        let requests = frames.iter().filter(|(r, _)| *r).count();
+        assert_eq!(
+            complete_count(&result.exchanges),
+            frames.len() - requests - 2
+        );
+    }
+
+    #[test]
+    fn responses_without_requests_are_inferred() {
+        let frames = kcat_frames();
+        let mut wire = Wire::new(true);
+        for (from_client, bytes) in &frames {
+            if *from_client {
+                wire.lose(true, bytes.len());
+            } else {
+                wire.send(false, bytes, 1460);
+            }
+        }
+        let result = run(wire.segments);
+        assert_eq!(result.connections[0].kind, ConnectionKind::Kafka);
+        assert_eq!(result.connections[0].broker, SocketAddr::from(BROKER));
+        let expected: Vec<(i16, i16)> = {
+            let text = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frames/kcat-mock.frames"),
+            )
+            .expect("corpus");
+            frames_file::parse(&text)
+                .expect("parse")
+                .into_iter()
+                .filter(|line| line.connection == 11 && line.kind == LineKind::Response)
+                .map(|line| (line.api_key, line.api_version))
+                .collect()
+        };
+        let got: Vec<(i16, i16, bool)> = result
+            .exchanges
+            .iter()
+            .map(|e| (e.api_key, e.api_version, e.inferred))
+            .collect();
+        assert_eq!(got.len(), expected.len());
+        assert!(result
+            .exchanges
+            .iter()
+            .all(|e| e.state == ExchangeState::RequestMissing));
+        for ((key, version, inferred), (want_key, want_version)) in got.iter().zip(&expected) {
+            match want_key {
+                // The mock's malformed ApiVersions answer fits no API, and a
+                // ListOffsets v2 answer fits OffsetFetch v5 as well: both
+                // keep their header only.
+                18 if *want_version == 3 => assert!(!inferred),
+                2 => assert!(!inferred),
+                _ => assert_eq!((key, version, *inferred), (want_key, want_version, true)),
+            }
+        }
+        let orphans = result.exchanges.iter().filter(|e| !e.inferred);
+        assert!(orphans
+            .clone()
+            .all(|e| e.api_key == -1 && e.correlation_id > 0));
+        assert_eq!(result.losses.undecodable_frames, orphans.count() as u64);
+        assert_eq!(result.losses.resync_bytes, 0);
+    }
+
+    fn header(correlation_id: i32) -> Struct {
+        let mut header = Struct::default();
+        header.push("correlation_id", Value::Int(i64::from(correlation_id)));
+        header.push("client_id", Value::String("sasl-test".into()));
+        header
+    }
+
+    fn request(key: i16, version: i16, correlation_id: i32, body: Struct) -> Bytes {
+        Bytes::from(
+            frame::encode_request(key, version, &header(correlation_id), &body).expect("encode"),
+        )
+    }
+
+    fn response(key: i16, version: i16, correlation_id: i32, body: Struct) -> Bytes {
+        let mut header = Struct::default();
+        header.push("correlation_id", Value::Int(i64::from(correlation_id)));
+        Bytes::from(frame::encode_response(key, version, &header, &body).expect("encode"))
+    }
+
+    fn body(fields: Vec<(&'static str, Value)>) -> Struct {
+        let mut body = Struct::default();
+        for (name, value) in fields {
+            body.push(name, value);
+        }
+        body
+    }
+
+    fn raw_token(token: &[u8]) -> Bytes {
+        let mut out = (token.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(token);
+        Bytes::from(out)
+    }
+
+    fn handshake(mechanism: &str, version: i16) -> Vec<(bool, Bytes)> {
+        vec![
+            (
+                true,
+                request(
+                    17,
+                    version,
+                    1,
+                    body(vec![("mechanism", Value::String(mechanism.into()))]),
+                ),
+            ),
+            (
+                false,
+                response(
+                    17,
+                    version,
+                    1,
+                    body(vec![
+                        ("error_code", Value::Int(0)),
+                        (
+                            "mechanisms",
+                            Value::Array(vec![Value::String(mechanism.into())]),
+                        ),
+                    ]),
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn raw_sasl_plain_after_handshake_v0() {
+        let mut frames = handshake("PLAIN", 0);
+        frames.push((true, raw_token(b"\0alice\0alice-secret")));
+        frames.push((false, raw_token(b"")));
+        // Kafka framing resumes: kcat's ApiVersions and Metadata.
+        frames.extend(kcat_frames().into_iter().take(6));
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let result = run(wire.segments);
+        assert_eq!(result.losses, mock_quirk());
+        let outline = outline(&result.exchanges);
+        assert_eq!(outline.len(), 5);
+        assert_eq!(outline[0], (17, 0, 1, ExchangeState::Complete));
+        assert_eq!(outline[1], (17, 0, -1, ExchangeState::Complete));
+        assert!(outline[2..]
+            .iter()
+            .all(|entry| entry.3 == ExchangeState::Complete));
+        let raw = result
+            .exchanges
+            .iter()
+            .find(|e| e.correlation_id == -1)
+            .expect("raw");
+        let sasl = raw.sasl.as_ref().expect("decoded tokens");
+        assert_eq!(sasl.framing, SaslFraming::Raw);
+        assert_eq!(sasl.mechanism.as_deref(), Some("PLAIN"));
+        assert_eq!(
+            sasl.line(),
+            "PLAIN plain user=alice password=<redacted 12 bytes> -> empty"
+        );
+        let request = raw.request.as_ref().expect("client token");
+        assert!(
+            request.frame.body_bytes.is_empty(),
+            "the token bytes are hidden"
+        );
+        assert_eq!(request.frame.size, 4 + 19);
+    }
+
+    #[test]
+    fn raw_sasl_scram_takes_two_round_trips() {
+        let mut frames = handshake("SCRAM-SHA-256", 0);
+        let client_first = b"n,,n=alice,r=rOprNGfwEbeRWgbNEkqO";
+        let server_first = b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+        let client_final = b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+        let server_final = b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+        for (from_client, token) in [
+            (true, &client_first[..]),
+            (false, &server_first[..]),
+            (true, &client_final[..]),
+            (false, &server_final[..]),
+        ] {
+            frames.push((from_client, raw_token(token)));
+        }
+        frames.extend(kcat_frames().into_iter().take(2));
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let result = run(wire.segments);
+        let lines: Vec<String> = result
+            .exchanges
+            .iter()
+            .filter_map(|e| e.sasl.as_ref().map(SaslExchange::line))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "SCRAM-SHA-256 client-first user=alice nonce=rOprNGfwEbeRWgbNEkqO -> \
+                 server-first salt=W22ZaJ0SNY7soEsUEjb6gQ== iterations=4096"
+                    .to_owned(),
+                "SCRAM-SHA-256 client-final proof=<redacted 44 bytes> -> \
+                 server-final verifier=<redacted 44 bytes>"
+                    .to_owned(),
+            ]
+        );
+        let apis: Vec<i16> = outline(&result.exchanges).iter().map(|e| e.0).collect();
+        assert_eq!(apis, vec![17, 17, 17, 18]);
+        assert_eq!(complete_count(&result.exchanges), 4);
+        assert_eq!(result.losses, mock_quirk());
+    }
+
+    #[test]
+    fn sasl_authenticate_tokens_are_decoded_and_redacted() {
+        let mut frames = handshake("PLAIN", 1);
+        let token = Value::Bytes(Bytes::from_static(b"\0bob\0bob-secret"));
+        frames.push((true, request(36, 1, 2, body(vec![("auth_bytes", token)]))));
+        frames.push((
+            false,
+            response(
+                36,
+                1,
+                2,
+                body(vec![
+                    ("error_code", Value::Int(0)),
+                    ("auth_bytes", Value::Bytes(Bytes::new())),
+                    ("session_lifetime_ms", Value::Int(3_600_000)),
+                ]),
+            ),
+        ));
+        for show_secrets in [false, true] {
+            let mut wire = Wire::new(true);
+            feed(&mut wire, &frames, 1460);
+            let options = AnalyzerOptions {
+                show_secrets,
+                ..AnalyzerOptions::default()
+            };
+            let result = run_with(wire.segments, options);
+            let authenticate = result
+                .exchanges
+                .iter()
+                .find(|e| e.api_key == SASL_AUTHENTICATE_KEY)
+                .expect("SaslAuthenticate");
+            assert_eq!(authenticate.state, ExchangeState::Complete);
+            let sasl = authenticate.sasl.as_ref().expect("decoded");
+            assert_eq!(sasl.framing, SaslFraming::Authenticate);
+            let body = authenticate
+                .request
+                .as_ref()
+                .and_then(|m| m.frame.body.as_ref());
+            let auth_bytes = body.and_then(|body| body.get("auth_bytes")).expect("field");
+            if show_secrets {
+                assert_eq!(
+                    sasl.line(),
+                    "PLAIN plain user=bob password=bob-secret -> empty"
+                );
+                assert!(matches!(auth_bytes, Value::Bytes(_)));
+            } else {
+                assert_eq!(
+                    sasl.line(),
+                    "PLAIN plain user=bob password=<redacted 10 bytes> -> empty"
+                );
+                assert_eq!(auth_bytes, &Value::String("<redacted: 15 bytes>".into()));
+                let request = authenticate.request.as_ref().expect("request");
+                assert!(request.frame.body_bytes.is_empty());
+            }
+        }
+    }
+
+    /// A TLS 1.3 ClientHello record header and the start of its body
+    /// (RFC 8446 section 4.1.2), then random-looking bytes.
+    fn client_hello() -> Vec<u8> {
+        let mut hello = vec![
+            0x16, 0x03, 0x01, 0x00, 0xf8, 0x01, 0x00, 0x00, 0xf4, 0x03, 0x03,
+        ];
+        hello.extend((0..245u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+        hello
+    }
+
+    #[test]
+    fn tls_is_marked_encrypted_not_undecodable() {
+        let mut wire = Wire::new(true);
+        wire.send(true, &client_hello(), 1460);
+        let mut server_hello = vec![
+            0x16, 0x03, 0x03, 0x00, 0x7a, 0x02, 0x00, 0x00, 0x76, 0x03, 0x03,
+        ];
+        server_hello.extend(std::iter::repeat_n(0x5a, 0x76));
+        wire.send(false, &server_hello, 1460);
+        let application: Vec<u8> = [0x17, 0x03, 0x03, 0x00, 0x20]
+            .into_iter()
+            .chain(std::iter::repeat_n(0x99, 0x20))
+            .collect();
+        for _ in 0..5 {
+            wire.send(true, &application, 1460);
+            wire.send(false, &application, 1460);
+        }
+        let result = run(wire.segments);
+        assert!(result.exchanges.is_empty());
+        assert_eq!(result.losses, LossCounters::default());
+        let connection = &result.connections[0];
+        assert_eq!(connection.kind, ConnectionKind::Tls);
+        assert_eq!(connection.client, SocketAddr::from(CLIENT));
+        assert!(connection.bytes_to_broker > 256);
+    }
+
+    #[test]
+    fn tls_joined_mid_stream_is_recognised() {
+        let mut wire = Wire::new(false);
+        let application: Vec<u8> = [0x17, 0x03, 0x03, 0x00, 0x40]
+            .into_iter()
+            .chain((0..0x40u32).map(|i| (i * 37) as u8))
+            .collect();
+        wire.send(true, &application[7..], 1460);
+        for _ in 0..4 {
+            wire.send(true, &application, 1460);
+            wire.send(false, &application, 1460);
+        }
+        let result = run(wire.segments);
+        assert_eq!(result.connections[0].kind, ConnectionKind::Tls);
+        assert_eq!(result.losses.undecodable_frames, 0);
+        assert_eq!(result.losses.resync_bytes, 0);
+    }
+
+    #[test]
+    fn other_protocols_are_left_alone() {
+        let mut wire = Wire::new(true);
+        wire.send(true, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n", 1460);
+        wire.send(
+            false,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+            1460,
+        );
+        let result = run(wire.segments);
+        assert!(result.exchanges.is_empty());
+        assert_eq!(result.connections[0].kind, ConnectionKind::Unknown);
+        assert_eq!(result.losses, LossCounters::default());
+    }
+
+    #[test]
+    fn acks_zero_produce_expects_no_response() {
+        // python3-kafka's acks=0 Produce v7 from the corpus.
+        let produce = corpus_connection("python-mock.frames", 13)[0].1.clone();
+        let mut frames = vec![(true, produce.clone())];
+        frames.extend(kcat_frames().into_iter().take(2));
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let result = run(wire.segments);
+        let outline = outline(&result.exchanges);
+        assert_eq!(outline[0].0, 0);
+        assert_eq!(outline[0].3, ExchangeState::NoResponseExpected);
+        assert_eq!(outline[1].3, ExchangeState::Complete);
+        // Emitted once a later response showed none was coming.
+        assert_eq!(result.exchanges[0].api_key, 0);
+        // The mock cluster answers acks=0 anyway: that pairs.
+        let mut wire = Wire::new(true);
+        feed(
+            &mut wire,
+            &corpus_connection("python-mock.frames", 13),
+            1460,
+        );
+        let result = run(wire.segments);
+        assert_eq!(result.exchanges.len(), 1);
+        assert_eq!(result.exchanges[0].state, ExchangeState::Complete);
+    }
+
+    #[test]
+    fn frames_larger_than_the_buffer_bound_are_skipped_with_their_header() {
+        let frames = kcat_frames();
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 100);
+        let options = AnalyzerOptions {
+            max_buffered: 150,
+            ..AnalyzerOptions::default()
+        };
+        let result = run_with(wire.segments, options);
+        let big: Vec<usize> = frames
+            .iter()
+            .filter(|f| f.1.len() > 150)
+            .map(|f| f.1.len())
+            .collect();
+        assert!(!big.is_empty());
+        assert_eq!(result.losses.frames_too_large, big.len() as u64);
+        assert_eq!(result.losses.frames_lost, 0);
+        let requests = frames.iter().filter(|(r, _)| *r).count();
+        assert_eq!(result.exchanges.len(), requests);
+        let responses = frames.len() - requests;
+        assert_eq!(complete_count(&result.exchanges), responses);
+        let skipped: Vec<&Message> = result
+            .exchanges
+            .iter()
+            .flat_map(|e| [&e.request, &e.response])
+            .flatten()
+            .filter(|message| message.missing_bytes > 0)
+            .collect();
+        assert_eq!(skipped.len(), big.len());
+        assert!(skipped.iter().all(|m| m.frame.correlation_id.is_some()));
+    }
+
+    #[test]
+    fn outstanding_requests_are_bounded() {
+        let request = kcat_frames()[4].1.clone();
+        let mut wire = Wire::new(true);
+        let mut analyzer = Analyzer::new(AnalyzerOptions::default());
+        let mut out = Vec::new();
+        for segment in std::mem::take(&mut wire.segments) {
+            analyzer.push_segment(segment, &mut out);
+        }
+        for correlation in 0..(MAX_OUTSTANDING as i32 + 10) {
+            let mut bytes = request.to_vec();
+            bytes[8..12].copy_from_slice(&correlation.to_be_bytes());
+            wire.send(true, &bytes, 1460);
+            for segment in std::mem::take(&mut wire.segments) {
+                analyzer.push_segment(segment, &mut out);
+            }
+        }
+        assert_eq!(out.len(), 10, "the oldest are handed out as unanswered");
+        assert!(out
+            .iter()
+            .all(|e| e.state == ExchangeState::ResponseMissing));
+        analyzer.finish(&mut out);
+        assert_eq!(out.len(), MAX_OUTSTANDING + 10);
+        assert_eq!(analyzer.shared.buffered, 0);
+    }
+
+    /// A tiny deterministic generator for the robustness tests.
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            self.0 >> 33
+        }
+
+        fn below(&mut self, bound: usize) -> usize {
+            (self.next() % bound.max(1) as u64) as usize
+        }
+    }
+
+    #[test]
+    fn mangled_input_never_panics_and_frees_its_buffers() {
+        let frames = kcat_frames();
+        let mut rng = Lcg(7);
+        for round in 0..300 {
+            let mut wire = Wire::new(round % 2 == 0);
+            for (from_client, bytes) in &frames {
+                let mut bytes = bytes.to_vec();
+                match rng.below(6) {
+                    0 if !bytes.is_empty() => {
+                        let at = rng.below(bytes.len());
+                        bytes[at] = rng.next() as u8;
+                    }
+                    1 => {
+                        let at = rng.below(bytes.len());
+                        bytes.truncate(at);
+                    }
+                    2 => bytes.extend((0..rng.below(40)).map(|_| rng.next() as u8)),
+                    _ => {}
+                }
+                if rng.below(8) == 0 {
+                    wire.lose(*from_client, rng.below(50));
+                }
+                let mss = 1 + rng.below(200);
+                wire.send(*from_client, &bytes, mss);
+            }
+            let mut analyzer = Analyzer::new(AnalyzerOptions {
+                max_frame: 1 << 16,
+                ..AnalyzerOptions::default()
+            });
+            let mut out = Vec::new();
+            for segment in wire.segments {
+                analyzer.push_segment(segment, &mut out);
+            }
+            analyzer.finish(&mut out);
+            assert_eq!(analyzer.shared.buffered, 0, "round {round}");
+            for exchange in &out {
+                let _ = exchange.summary().line();
+            }
+        }
+        // Pure noise, both directions.
+        for round in 0..100 {
+            let mut wire = Wire::new(round % 2 == 0);
+            for _ in 0..20 {
+                let noise: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8).collect();
+                wire.send(rng.below(2) == 0, &noise, 1 + rng.below(100));
+            }
+            let result = run(wire.segments);
+            let _ = result.connections;
+        }
+    }
+}

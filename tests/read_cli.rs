@@ -1,0 +1,322 @@
+//! `kwire read` end to end: the binary on every corpus capture (and the
+//! public captures in `../shared/captures` when present), checking that the
+//! text, NDJSON and stats outputs agree with each other, that filters,
+//! `--write` and stdin behave, and that errors exit with 2.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value as Json;
+
+fn kwire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kwire")
+}
+
+fn stdout_of(args: &[&str]) -> String {
+    let output = kwire(args);
+    assert!(
+        output.status.success(),
+        "kwire {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+fn captures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut paths = Vec::new();
+    for dir in [
+        root.join("corpus/captures"),
+        root.join("../shared/captures"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path
+                .extension()
+                .is_some_and(|ext| ext == "pcap" || ext == "pcapng")
+            {
+                paths.push(path);
+            }
+        }
+    }
+    paths.sort();
+    assert!(!paths.is_empty(), "no corpus captures");
+    paths
+}
+
+fn json_lines(text: &str) -> Vec<Json> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+/// `2024-05-01T12:34:56.123456789Z`
+fn is_rfc3339_nanos(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 30
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+        && bytes[13] == b':'
+        && bytes[16] == b':'
+        && bytes[19] == b'.'
+        && bytes[29] == b'Z'
+}
+
+#[test]
+fn text_json_and_stats_agree_on_every_capture() {
+    const KEYS: &[&str] = &[
+        "api_key",
+        "api_name",
+        "api_version",
+        "correlation_id",
+        "client",
+        "broker",
+        "ts",
+        "ts_ns",
+        "latency_us",
+        "request",
+        "response",
+        "client_id",
+        "connection",
+        "state",
+        "inferred",
+        "sizes",
+        "errors",
+        "summary",
+    ];
+    for capture in captures() {
+        let path = capture.to_str().expect("utf-8 path");
+        let text = stdout_of(&["read", path]);
+        let json = json_lines(&stdout_of(&["read", "--json", path]));
+        assert_eq!(
+            text.lines().count(),
+            json.len(),
+            "{path}: text and JSON lines"
+        );
+        let stats: Json = serde_json::from_str(&stdout_of(&["read", "--stats", "--json", path]))
+            .expect("stats JSON");
+        assert_eq!(stats["exchanges"], json.len() as u64, "{path}: stats count");
+        let per_api: u64 = stats["apis"]
+            .as_array()
+            .expect("apis")
+            .iter()
+            .map(|api| api["exchanges"].as_u64().expect("count"))
+            .sum();
+        assert_eq!(per_api, json.len() as u64, "{path}: per-API counts");
+        for (line, object) in text.lines().zip(&json) {
+            for key in KEYS {
+                assert!(object.get(key).is_some(), "{path}: no {key} in {object}");
+            }
+            assert!(
+                is_rfc3339_nanos(object["ts"].as_str().expect("ts")),
+                "{path}: {}",
+                object["ts"]
+            );
+            let state = object["state"].as_str().expect("state");
+            assert_eq!(
+                object["latency_us"].is_null(),
+                state != "complete",
+                "{path}: latency of a {state} exchange"
+            );
+            assert_eq!(
+                object["response"].is_null() && object["decode_errors"]["response"].is_null(),
+                object["sizes"]["response"].is_null()
+                    || object["api_key"] == 17
+                        && object["api_version"] == 0
+                        && !object["sasl"].is_null(),
+                "{path}: response tree of {object}"
+            );
+            // The text line names the same exchange.
+            let api = format!(
+                "{} v{}",
+                object["api_name"].as_str().expect("name"),
+                object["api_version"]
+            );
+            assert!(line.contains(&api), "{path}: {line} vs {api}");
+            assert!(
+                line.contains(&format!("#{}", object["correlation_id"])),
+                "{path}: {line}"
+            );
+            assert!(
+                line.contains(object["client"].as_str().expect("client")),
+                "{path}: {line}"
+            );
+        }
+        // The report over the whole capture is the same either way.
+        let text_stats = stdout_of(&["read", "--stats", path]);
+        for heading in ["Requests by API", "Errors by code", "Connections", "Losses"] {
+            assert!(text_stats.contains(heading), "{path}: {heading}");
+        }
+        // Deterministic.
+        assert_eq!(
+            stdout_of(&["read", path]),
+            text,
+            "{path}: second run differs"
+        );
+    }
+}
+
+#[test]
+fn filters_keep_what_they_say() {
+    for capture in captures() {
+        let path = capture.to_str().expect("utf-8 path");
+        let all = json_lines(&stdout_of(&["read", "--json", path]));
+        let kept =
+            |filter: &str| json_lines(&stdout_of(&["read", "--json", "--filter", filter, path]));
+        let produce = kept("api=Produce");
+        assert_eq!(
+            produce.len(),
+            all.iter().filter(|o| o["api_key"] == 0).count(),
+            "{path}"
+        );
+        assert!(produce.iter().all(|o| o["api_name"] == "Produce"));
+        let not_metadata = kept("not (api=Metadata or api=ApiVersions)");
+        assert_eq!(
+            not_metadata.len(),
+            all.iter()
+                .filter(|o| o["api_key"] != 3 && o["api_key"] != 18)
+                .count(),
+            "{path}"
+        );
+        let with_errors = kept("error!=NONE");
+        assert_eq!(
+            with_errors.len(),
+            all.iter()
+                .filter(|o| !o["errors"].as_array().expect("errors").is_empty())
+                .count(),
+            "{path}"
+        );
+        let slow = kept("latency>50ms");
+        assert_eq!(
+            slow.len(),
+            all.iter()
+                .filter(|o| o["latency_us"].as_f64().is_some_and(|us| us > 50_000.0))
+                .count(),
+            "{path}"
+        );
+    }
+}
+
+/// What identifies an exchange across two captures of it.
+fn identity(object: &Json) -> String {
+    format!(
+        "{} {} {} v{} #{} {}",
+        object["client"],
+        object["broker"],
+        object["api_name"],
+        object["api_version"],
+        object["correlation_id"],
+        object["state"]
+    )
+}
+
+fn identities(objects: &[Json]) -> Vec<String> {
+    let mut keys: Vec<String> = objects.iter().map(identity).collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn write_saves_the_kept_exchanges() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("kept.pcap");
+    let out = out.to_str().expect("utf-8 path");
+    for capture in captures() {
+        let path = capture.to_str().expect("utf-8 path");
+        // Whole connections: the output holds every byte of their streams,
+        // so reading it gives exactly the same exchanges.
+        let kept = json_lines(&stdout_of(&[
+            "read", "--json", "--filter", "conn<3", "--write", out, path,
+        ]));
+        let reread = json_lines(&stdout_of(&["read", "--json", out]));
+        assert_eq!(identities(&kept), identities(&reread), "{path}: conn<3");
+        // Some exchanges of a connection: the streams have holes where the
+        // others were, but what decodes again was kept.
+        let filter = "not api=ApiVersions";
+        let kept = identities(&json_lines(&stdout_of(&[
+            "read", "--json", "--filter", filter, "--write", out, path,
+        ])));
+        for object in json_lines(&stdout_of(&["read", "--json", out])) {
+            let clean = object["state"] == "complete"
+                && object["decode_errors"]["request"].is_null()
+                && object["decode_errors"]["response"].is_null();
+            if clean {
+                assert!(
+                    kept.contains(&identity(&object)),
+                    "{path}: {} not kept",
+                    identity(&object)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn stdin_reads_like_a_file() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let file = std::fs::File::open(&capture).expect("corpus capture");
+    let output = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["read", "-"])
+        .stdin(file)
+        .output()
+        .expect("run kwire");
+    assert!(output.status.success());
+    let from_file = stdout_of(&["read", capture.to_str().expect("utf-8 path")]);
+    assert_eq!(String::from_utf8(output.stdout).expect("utf-8"), from_file);
+}
+
+#[test]
+fn errors_exit_with_2_and_say_why() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let capture = capture.to_str().expect("utf-8 path");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["read", "--filter", "api=Produce topic=x", capture],
+            "at byte 12: expected `and`, `or`",
+        ),
+        (
+            &["read", "/nonexistent/capture.pcap"],
+            "cannot open capture /nonexistent/capture.pcap",
+        ),
+        (
+            &["read", "-", "--write", "/tmp/never.pcap"],
+            "--write reads the capture twice",
+        ),
+        (
+            &["read", capture, "--write", capture],
+            "would overwrite the capture being read",
+        ),
+    ];
+    for (args, message) in cases {
+        let output = kwire(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("kwire: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_truncated_capture_warns_and_still_prints() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let bytes = std::fs::read(&capture).expect("corpus capture");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write");
+    let output = kwire(&["read", cut.to_str().expect("utf-8 path")]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!output.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning") && stderr.contains("ends early"),
+        "{stderr}"
+    );
+}
