@@ -73,6 +73,8 @@ pub struct DecodedFrame {
     pub body: Option<Struct>,
     /// The body bytes, kept whole for hex views and for bodies not decoded.
     pub body_bytes: Bytes,
+        /// Bytes after a complete body (a violation), kept for re-encoding.
+    pub trailing: Bytes,
     pub size: usize,
     pub error: Option<DecodeError>,
     /// Protocol violations that did not stop decoding (see
@@ -216,6 +218,7 @@ fn decode_frame(
         header: Struct::default(),
         body: None,
         body_bytes: Bytes::new(),
+                trailing: Bytes::new(),
         size,
         error: None,
         violations: Vec::new(),
@@ -266,9 +269,15 @@ fn decode_frame(
                 decoded.violations.extend(body.violations);
                 let body_failed = body.error.is_some();
                 errors.extend(body.error);
+                                // Bytes after a complete body are a violation, not an error:
+                // Kafka's own parser ignores them. They are kept so that the
+                // frame re-encodes as it was.
                 if !body_failed && !reader.is_empty() {
                     let kind = DecodeErrorKind::TrailingBytes(reader.remaining());
-                    errors.push(DecodeError::new(reader.offset(), kind));
+                    decoded
+                        .violations
+                        .push(DecodeError::new(reader.offset(), kind));
+                    decoded.trailing = reader.take_rest();
                 }
             }
         }
@@ -332,14 +341,21 @@ pub fn reencode(frame: &DecodedFrame) -> Result<Vec<u8>, EncodeError> {
         .body
         .as_ref()
         .ok_or_else(|| EncodeError::from_message("the body was not decoded"))?;
-    match frame.direction {
+        let mut bytes = match frame.direction {
         Direction::Request => {
-            encode_request(frame.api_key, frame.body_version, &frame.header, body)
+            encode_request(frame.api_key, frame.body_version, &frame.header, body)?
         }
         Direction::Response => {
-            encode_response(frame.api_key, frame.body_version, &frame.header, body)
+            encode_response(frame.api_key, frame.body_version, &frame.header, body)?
         }
+    };
+    if !frame.trailing.is_empty() {
+        bytes.extend_from_slice(&frame.trailing);
+        let size = i32::try_from(bytes.len() - LENGTH_PREFIX)
+            .map_err(|_| EncodeError::from_message("the frame is too large"))?;
+        bytes[..LENGTH_PREFIX].copy_from_slice(&size.to_be_bytes());
     }
+    Ok(bytes)
 }
 
 fn known_api(api_key: i16) -> Result<&'static ApiSpec, EncodeError> {

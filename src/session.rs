@@ -1840,6 +1840,7 @@ impl Conn {
             size: cut.bytes.len(),
             error: None,
             violations: Vec::new(),
+            trailing: Bytes::new(),
         };
         let message_at = Message {
             ts_ns: cut.ts_ns,

@@ -126,7 +126,7 @@ impl fmt::Display for LinkType {
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
     /// The file could not be opened at all.
-    #[error("cannot open capture {}: {source}", path.display())]
+    #[error("cannot open capture {}", path.display())]
     Open {
         path: PathBuf,
         #[source]
@@ -144,7 +144,7 @@ pub enum CaptureError {
         message: String,
     },
     /// Creating or writing an output capture failed.
-    #[error("cannot write capture {}: {source}", path.display())]
+    #[error("cannot write capture {}", path.display())]
     Write {
         path: PathBuf,
         #[source]
