@@ -21,3 +21,5 @@ pub mod sasl;
 pub mod session;
 pub mod filter;
 pub mod stats;
+pub mod client;
+pub mod conform;

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to one module per subcommand.
 
+mod conform;
 mod decode;
 mod read;
 
@@ -19,6 +20,8 @@ struct Cli {
 enum Command {
     /// Decode one Kafka frame (4-byte length prefix included).
     Decode(decode::Args),
+    /// Run conformance suites against a broker: exit 0 pass, 1 fail, 2 error.
+    Conform(conform::Args),
     /// Analyse a capture file: one line per request/response exchange.
     Read(read::Args),
 }
@@ -27,6 +30,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(args),
+        Command::Conform(args) => conform::run(args),
         Command::Read(args) => read::run(args),
     }
 }
