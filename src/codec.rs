@@ -14,7 +14,7 @@ use std::fmt;
 use bytes::Bytes;
 use serde_json::Value as Json;
 
-use crate::records::{Limits, RecordSet};
+use crate::records::{Budget, Limits, RecordSet};
 use crate::schema::{DefaultValue, FieldSpec, FieldType, MessageSpec, StructSpec};
 use crate::value::{parse_hex, parse_uuid, Field, RawTag, Struct, Value, UNKNOWN_TAGS_KEY};
 use crate::wire::{self, Reader, WireError, WireErrorKind};
@@ -177,6 +177,9 @@ struct Walk<'a> {
     flexible: bool,
     options: &'a DecodeOptions,
     violations: &'a RefCell<Vec<DecodeError>>,
+    /// Decompressed bytes still allowed, shared by every record set in the
+    /// message: a frame of many small bombs must not multiply the limit.
+    budget: &'a RefCell<Budget>,
 }
 
 impl Walk<'_> {
@@ -212,6 +215,40 @@ impl Walk<'_> {
     fn has(&self, field: &FieldSpec) -> bool {
         field.versions.contains(self.version)
     }
+
+    /// Whether the field travels in the struct's body (not its tags).
+    fn in_body(&self, field: &FieldSpec) -> bool {
+        self.has(field) && !self.is_tagged(field)
+    }
+
+    /// The fewest bytes a value of this type can take on the wire.
+    fn min_size(&self, ty: &FieldType, nullable: bool, compact: bool) -> usize {
+        match ty {
+            FieldType::Bool | FieldType::Int8 => 1,
+            FieldType::Int16 | FieldType::Uint16 => 2,
+            FieldType::Int32 | FieldType::Uint32 => 4,
+            FieldType::Int64 | FieldType::Float64 => 8,
+            FieldType::Uuid => 16,
+            FieldType::String if compact => 1,
+            FieldType::String => 2,
+            FieldType::Bytes | FieldType::Records | FieldType::Array(_) if compact => 1,
+            FieldType::Bytes | FieldType::Records | FieldType::Array(_) => 4,
+            // A nullable struct may be only its int8 marker.
+            FieldType::Struct(_) if nullable => 1,
+            FieldType::Struct(spec) => {
+                let tags = usize::from(self.flexible);
+                spec.fields
+                    .iter()
+                    .filter(|field| self.in_body(field))
+                    .map(|field| {
+                        let nullable = field.nullable.contains(self.version);
+                        self.min_size(&field.ty, nullable, self.compact(field))
+                    })
+                    .sum::<usize>()
+                    + tags
+            }
+        }
+    }
 }
 
 /// A decoded message body: the tree, complete or partial, the error that
@@ -233,11 +270,13 @@ pub fn decode_message(
     options: &DecodeOptions,
 ) -> DecodedMessage {
     let violations = RefCell::new(Vec::new());
+    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options,
         violations: &violations,
+        budget: &budget,
     };
     let mut body = Struct::default();
     let error = read_struct(reader, spec.body, walk, &mut body).err();
@@ -254,8 +293,17 @@ fn read_struct(
     walk: Walk,
     out: &mut Struct,
 ) -> Result<(), DecodeError> {
+    // Exactly the fields this version has: a struct of one small field
+    // would otherwise grow room for four, which for an array of such
+    // structs makes the tree several times larger than it need be.
+    out.fields.reserve_exact(
+        spec.fields
+            .iter()
+            .filter(|field| walk.in_body(field))
+            .count(),
+    );
     for field in spec.fields {
-        if !walk.has(field) || walk.is_tagged(field) {
+        if !walk.in_body(field) {
             continue;
         }
         let nullable = field.nullable.contains(walk.version);
@@ -394,7 +442,7 @@ fn read_value(
                 let len = reader.check_length(len)?;
                 let data = reader.take(len)?;
                 if matches!(ty, FieldType::Records) {
-                    Value::Records(Box::new(read_records(data, walk.options)))
+                    Value::Records(Box::new(read_records(data, walk)))
                 } else {
                     Value::Bytes(data)
                 }
@@ -418,7 +466,10 @@ fn read_value(
             None => return null_value(nullable, start, walk),
             Some(count) => {
                 let count = reader.check_count(count)?;
-                let mut items = Vec::with_capacity(count);
+                // Room for no more elements than the bytes left can hold,
+                // so a count that lies costs nothing up front.
+                let fit = reader.remaining() / walk.min_size(element, false, compact).max(1);
+                let mut items = Vec::with_capacity(count.min(fit));
                 for index in 0..count {
                     let since = walk.violation_count();
                     let read = read_value(reader, element, false, compact, walk);
@@ -440,9 +491,9 @@ fn read_value(
     Ok(value)
 }
 
-fn read_records(data: Bytes, options: &DecodeOptions) -> RecordSet {
-    if options.decode_records {
-        RecordSet::decode(data, &options.limits)
+fn read_records(data: Bytes, walk: Walk) -> RecordSet {
+    if walk.options.decode_records {
+        RecordSet::decode_within(data, &mut walk.budget.borrow_mut())
     } else {
         RecordSet::undecoded(data)
     }
@@ -495,11 +546,13 @@ pub fn encode_message(
 ) -> Result<(), EncodeError> {
     let options = DecodeOptions::default();
     let violations = RefCell::new(Vec::new());
+    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options: &options,
         violations: &violations,
+        budget: &budget,
     };
     write_struct(out, spec.body, walk, body)
 }
@@ -783,11 +836,13 @@ pub fn message_from_json(
 ) -> Result<Struct, EncodeError> {
     let options = DecodeOptions::default();
     let violations = RefCell::new(Vec::new());
+    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
         flexible: spec.flexible.contains(version),
         options: &options,
         violations: &violations,
+        budget: &budget,
     };
     struct_from_json(spec.body, walk, json)
 }
@@ -809,8 +864,18 @@ fn struct_from_json(spec: &StructSpec, walk: Walk, json: &Json) -> Result<Struct
             )));
         }
     }
+    // Regular fields in schema order, then tagged fields in tag order: the
+    // order decoding produces, so that a decoded tree and the tree built
+    // from its JSON are equal.
+    let mut tagged: Vec<&FieldSpec> = spec
+        .fields
+        .iter()
+        .filter(|field| walk.is_tagged(field))
+        .collect();
+    tagged.sort_by_key(|field| field.tag);
+    let regular = spec.fields.iter().filter(|field| !walk.is_tagged(field));
     let mut out = Struct::default();
-    for field in spec.fields {
+    for field in regular.chain(tagged) {
         if !walk.has(field) {
             continue;
         }

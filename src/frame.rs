@@ -73,7 +73,7 @@ pub struct DecodedFrame {
     pub body: Option<Struct>,
     /// The body bytes, kept whole for hex views and for bodies not decoded.
     pub body_bytes: Bytes,
-        /// Bytes after a complete body (a violation), kept for re-encoding.
+    /// Bytes after a complete body (a violation), kept for re-encoding.
     pub trailing: Bytes,
     pub size: usize,
     pub error: Option<DecodeError>,
@@ -218,7 +218,7 @@ fn decode_frame(
         header: Struct::default(),
         body: None,
         body_bytes: Bytes::new(),
-                trailing: Bytes::new(),
+        trailing: Bytes::new(),
         size,
         error: None,
         violations: Vec::new(),
@@ -269,7 +269,7 @@ fn decode_frame(
                 decoded.violations.extend(body.violations);
                 let body_failed = body.error.is_some();
                 errors.extend(body.error);
-                                // Bytes after a complete body are a violation, not an error:
+                // Bytes after a complete body are a violation, not an error:
                 // Kafka's own parser ignores them. They are kept so that the
                 // frame re-encodes as it was.
                 if !body_failed && !reader.is_empty() {
@@ -335,27 +335,29 @@ pub fn encode_response(
     )
 }
 
-/// Encodes a decoded frame back to bytes: the round trip of the corpus tests.
+/// Encodes a decoded frame back to bytes: the round trip of the corpus
+/// tests. A body that was not decoded (unknown API or version) is written
+/// back from its raw bytes, so every frame whose header decoded round-trips.
 pub fn reencode(frame: &DecodedFrame) -> Result<Vec<u8>, EncodeError> {
-    let body = frame
-        .body
-        .as_ref()
-        .ok_or_else(|| EncodeError::from_message("the body was not decoded"))?;
-        let mut bytes = match frame.direction {
-        Direction::Request => {
-            encode_request(frame.api_key, frame.body_version, &frame.header, body)?
-        }
-        Direction::Response => {
-            encode_response(frame.api_key, frame.body_version, &frame.header, body)?
-        }
+    let header_spec = match frame.direction {
+        Direction::Request => schema::REQUEST_HEADER,
+        Direction::Response => schema::RESPONSE_HEADER,
     };
-    if !frame.trailing.is_empty() {
-        bytes.extend_from_slice(&frame.trailing);
-        let size = i32::try_from(bytes.len() - LENGTH_PREFIX)
-            .map_err(|_| EncodeError::from_message("the frame is too large"))?;
-        bytes[..LENGTH_PREFIX].copy_from_slice(&size.to_be_bytes());
+    let mut out = vec![0; LENGTH_PREFIX];
+    encode_message(&mut out, header_spec, frame.header_version, &frame.header)?;
+    match &frame.body {
+        Some(body) => {
+            let api = known_api(frame.api_key)?;
+            let body_spec = match frame.direction {
+                Direction::Request => api.request,
+                Direction::Response => api.response,
+            };
+            encode_message(&mut out, body_spec, frame.body_version, body)?;
+            out.extend_from_slice(&frame.trailing);
+        }
+        None => out.extend_from_slice(&frame.body_bytes),
     }
-    Ok(bytes)
+    set_length_prefix(out)
 }
 
 fn known_api(api_key: i16) -> Result<&'static ApiSpec, EncodeError> {
@@ -381,6 +383,11 @@ fn encode_frame(
     let mut out = vec![0; LENGTH_PREFIX];
     encode_message(&mut out, header_spec, header_version, header)?;
     encode_message(&mut out, body_spec, version, body)?;
+    set_length_prefix(out)
+}
+
+/// Fills in the 4-byte size of a frame built behind a placeholder.
+fn set_length_prefix(mut out: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
     let size = i32::try_from(out.len() - LENGTH_PREFIX).map_err(|_| {
         EncodeError::from_message(format!("a frame of {} bytes is too large", out.len()))
     })?;

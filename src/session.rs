@@ -1,25 +1,36 @@
 //! Kafka on TCP: from reassembled byte streams to paired, decoded exchanges.
 //!
 //! The [`Analyzer`] drives the reassembler and, per connection, recognises
-//! Kafka by content (a request header at a frame boundary, or a response that
-//! decodes as one), tells the client from the broker by what each side sends,
-//! cuts each direction into frames, and pairs responses with requests by
-//! correlation id. It recognises TLS and marks such connections encrypted.
-//! After a gap it reports the frame the gap fell in as lost and resynchronises
-//! on the next plausible frame boundary; the same search finds the first
-//! boundary of a connection the capture joined in the middle.
+//! Kafka by content on any port: a request header at a frame boundary, or a
+//! response that decodes as one. The side that sends requests is the client;
+//! when the capture holds the SYN, that is the initiator (brokers do not
+//! connect to clients). TLS is recognised by its record headers and the
+//! connection is marked encrypted. Each direction is cut into frames, and
+//! responses are paired with requests by correlation id; a response whose
+//! request is not in the capture is decoded when its API can be inferred.
+//!
+//! Where a stream's frame boundary is unknown (a capture joined mid-way, or
+//! after a gap) the analyzer searches for one: a request header that decodes,
+//! or a response answering an outstanding request, then traces it back
+//! through earlier frames that lead to it by their lengths. A gap inside a
+//! frame whose length is known only costs that frame: the stream skips to
+//! its end. Brokers answer a connection's requests in order (protocol guide,
+//! "Network"), so a response also settles every request before it: an
+//! acks=0 Produce as expected, others as unanswered.
 //!
 //! After a SaslHandshake v0 the SASL tokens travel as size-prefixed raw bytes
 //! without Kafka headers (KIP-43). Each client token and the server's answer
 //! become one exchange with the handshake's API key and version, correlation
 //! id -1, frames whose `header_version` is -1 (no Kafka header), and the
 //! decoded tokens in [`Exchange::sasl`]. SaslAuthenticate exchanges carry
-//! their decoded `auth_bytes` there too.
+//! their decoded `auth_bytes` there too. Secrets are redacted unless asked
+//! for, in the trees and in the raw body bytes.
 //!
 //! Memory is bounded whatever the traffic claims: per direction at most one
 //! frame of `max_frame` bytes is buffered, all directions together at most
-//! `max_buffered`, outstanding requests are capped per connection, and
-//! exchanges are handed out as soon as they complete.
+//! `max_buffered` (a frame that does not fit is skipped, its header kept),
+//! outstanding requests are capped per connection, and exchanges are handed
+//! out as soon as they complete.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
@@ -676,6 +687,10 @@ struct Conn {
     index: u32,
     initiator: SocketAddr,
     responder: SocketAddr,
+    /// The capture holds the connection's SYN: the initiator is the Kafka
+    /// client (brokers never connect to clients; a broker fetching from
+    /// another is a client of it).
+    saw_syn: bool,
     kind: ConnectionKind,
     state: ConnectionState,
     /// Which side is the Kafka client, once known.
@@ -712,6 +727,7 @@ impl Conn {
             index,
             initiator,
             responder,
+            saw_syn,
             kind: ConnectionKind::Unknown,
             state: ConnectionState::Open,
             client_side: None,
@@ -960,6 +976,17 @@ impl Conn {
         }
         let mut request_at: [Option<usize>; 2] = [None, None];
         for side in [Side::Initiator, Side::Responder] {
+            // A side sending from a hinted port (and not to one) is a
+            // broker: only responses are looked for there.
+            let hinted_broker = self.hinted(shared, side) && !self.hinted(shared, side.other());
+            if hinted_broker || (self.saw_syn && side == Side::Responder) {
+                if hinted_broker {
+                    if let Some(at) = self.find_response(side, shared) {
+                        return self.become_kafka(side.other(), None, Some(at), shared, out);
+                    }
+                }
+                continue;
+            }
             match self.find_request(side, shared) {
                 Found::At(at) => request_at[index(side)] = Some(at),
                 // Mid-stream TLS: which side is which cannot be told.
@@ -1046,52 +1073,56 @@ impl Conn {
     /// inferred: at the stream's start (one of its first frames, cut by
     /// length, must be inferred), or (from a hinted broker port) anywhere.
     fn find_response(&mut self, side: Side, shared: &mut Shared) -> Option<usize> {
-        let hinted = self.hinted(shared, side);
         let i = index(side);
         let stream = &self.streams[i];
-        if stream.buf.is_empty() || stream.infer_failed || !(stream.from_start || hinted) {
+        if stream.buf.is_empty() || stream.infer_failed {
             return None;
         }
-        let from_start = stream.from_start;
-        let max_frame = shared.options.max_frame.min(INFER_MAX_FRAME);
-        // From the start, frames follow each other by length: `scanned` is
-        // the next one to try. Elsewhere every position is a candidate.
-        let mut position = if from_start { stream.scanned } else { 0 };
-        while position < self.streams[i].buf.len() {
-            if self.inference_budget.get() == 0 {
-                self.streams[i].infer_failed = true;
+        if !stream.from_start {
+            if !self.hinted(shared, side) {
                 return None;
             }
+            // The judge needs the connection; work on a detached stream.
+            let mut stream = std::mem::replace(&mut self.streams[i], Stream::new(false));
+            let found =
+                search(&mut stream, |rest| self.judge_response(rest, side, shared)).map(|at| {
+                    chain_back(&stream.buf, at, |rest| {
+                        response_header_plausible(rest, None)
+                    })
+                });
+            self.streams[i] = stream;
+            return found;
+        }
+        // From the start, frames follow each other by length: `scanned` is
+        // the next one to try.
+        let max_frame = shared.options.max_frame.min(INFER_MAX_FRAME);
+        let mut position = self.streams[i].scanned;
+        while position < self.streams[i].buf.len() {
             let rest = &self.streams[i].buf[position..];
             let step = match frame::next_frame(rest, max_frame) {
                 Deframe::NeedMore(_) => return None,
                 Deframe::Frame(len) if len >= 8 => {
                     let frame = Bytes::copy_from_slice(&rest[..len]);
-                    self.inference_budget.set(self.inference_budget.get() - 1);
+                    self.inference_budget
+                        .set(self.inference_budget.get().saturating_sub(1));
                     if self.infer(&frame, shared).is_some() {
-                        return Some(if from_start { 0 } else { position });
+                        return Some(0);
                     }
                     len
                 }
                 Deframe::Frame(len) => len,
-                Deframe::Malformed(_) if from_start => {
+                Deframe::Malformed(_) => {
                     self.streams[i].infer_failed = true;
                     return None;
                 }
-                Deframe::Malformed(_) => 1,
             };
-            position += if from_start { step } else { 1 };
-            if from_start {
-                self.streams[i].scanned = position;
-                if self.inference_budget.get() + 8 <= INFERENCE_BUDGET {
-                    // Eight frames from the start and none is a response.
-                    self.streams[i].infer_failed = true;
-                    return None;
-                }
+            position += step;
+            self.streams[i].scanned = position;
+            if self.inference_budget.get() + 8 <= INFERENCE_BUDGET {
+                // Eight frames from the start and none is a response.
+                self.streams[i].infer_failed = true;
+                return None;
             }
-        }
-        if !from_start {
-            self.streams[i].infer_failed = true;
         }
         None
     }
@@ -1287,7 +1318,7 @@ impl Conn {
             Role::Broker => {
                 // The judge needs the connection; work on a detached stream.
                 let mut stream = std::mem::replace(&mut self.streams[i], Stream::new(false));
-                let found = search(&mut stream, |rest| self.judge_response(rest, shared));
+                let found = search(&mut stream, |rest| self.judge_response(rest, side, shared));
                 self.streams[i] = stream;
                 found
             }
@@ -1317,7 +1348,7 @@ impl Conn {
 
     /// Judges a response start: it answers an outstanding request and
     /// decodes as its response, or its API can be inferred.
-    fn judge_response(&self, rest: &[u8], shared: &Shared) -> Verdict {
+    fn judge_response(&self, rest: &[u8], side: Side, shared: &Shared) -> Verdict {
         let max_frame = shared.options.max_frame;
         let Some(size) = read_i32(rest, 0) else {
             return Verdict::Wait;
@@ -1338,7 +1369,7 @@ impl Conn {
         // inferred, and only for a correlation id near the client's.
         let near = match self.last_request_correlation {
             Some(last) => correlation <= last && correlation >= last.saturating_sub(1024).max(0),
-            None => correlation >= 0 && self.hinted(shared, self.client_side().other()),
+            None => correlation >= 0 && self.hinted(shared, side),
         };
         if !near || self.inference_budget.get() == 0 || total > INFER_MAX_FRAME {
             return Verdict::Reject;
@@ -1590,8 +1621,8 @@ impl Conn {
         }
         if missing == 0 && cut.bytes.len() < 8 && self.raw_sasl_version.is_some() {
             // Too short for a Kafka response: a SASL token the server sent
-            // unasked (librdkafka's mock cluster sends a second empty one
-            // after OAUTHBEARER).
+            // unasked (Tansu and librdkafka's mock cluster send a second
+            // empty one after OAUTHBEARER).
             return self.on_raw_token(Sender::Server, cut, shared, out);
         }
         let correlation = read_i32(&cut.bytes, LENGTH_PREFIX);
@@ -1604,24 +1635,18 @@ impl Conn {
         let Some(position) = position else {
             return self.on_orphan_response(cut, missing, lost, shared, out);
         };
-        // Responses come in request order (protocol guide, "Network"): the
-        // requests before this one got none. For acks=0 Produce that is
-        // expected; for others, a gap must have eaten their responses.
+        // A broker answers the requests of a connection in order (protocol
+        // guide, "Network"): the requests before this one got no answer.
+        // For acks=0 Produce that is expected; otherwise a gap may have
+        // eaten the answers, or the broker never sent them.
         let gap = std::mem::take(&mut self.streams[index(broker)].gap_since_match);
-        let mut position = position;
-        let mut at = 0;
-        while at < position {
-            let expected = self.outstanding[at].state == ExchangeState::NoResponseExpected;
-            if !(expected || gap) {
-                at += 1;
-                continue;
-            }
-            if let Some(mut earlier) = self.outstanding.remove(at) {
-                earlier.lost |= !expected;
+        for _ in 0..position {
+            if let Some(mut earlier) = self.outstanding.pop_front() {
+                earlier.lost |= gap && earlier.state == ExchangeState::ResponseMissing;
                 self.emit(earlier, out);
             }
-            position -= 1;
         }
+        let position = 0;
         let Some(mut exchange) = self.outstanding.remove(position) else {
             return;
         };
@@ -2091,7 +2116,8 @@ fn judge_request(
     let Some(correlation) = read_i32(bytes, 8) else {
         return Verdict::Wait;
     };
-    let counts_up = after.is_none_or(|last| correlation > last || last - correlation > 1 << 30);
+    // Equal is allowed: some clients reuse one correlation id.
+    let counts_up = after.is_none_or(|last| correlation >= last || last - correlation > 1 << 30);
     if correlation < 0 || !counts_up {
         return Verdict::Reject;
     }
@@ -2408,25 +2434,37 @@ mod tests {
         run_with(segments, AnalyzerOptions::default())
     }
 
-    /// The frames of one corpus connection, requests and responses in the
-    /// order the client sent them (each response after its request).
-    fn corpus_connection(file: &str, connection: u32) -> Vec<(bool, Bytes)> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("corpus/frames")
-            .join(file);
-        let text = std::fs::read_to_string(&path).expect("corpus frames");
-        frames_file::parse(&text)
-            .expect("frames parse")
+    /// The frames of a fixture connection (tests/session), requests and
+    /// responses in the order the client sent them, each response after its
+    /// request.
+    fn fixture(file: &str) -> Vec<(bool, Bytes)> {
+        fixture_lines(file)
             .into_iter()
-            .filter(|line| line.connection == connection && line.kind != LineKind::SaslRaw)
             .map(|line| (line.kind == LineKind::Request, line.bytes))
             .collect()
     }
 
+    fn fixture_lines(file: &str) -> Vec<frames_file::FrameLine> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/session")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("fixture");
+        frames_file::parse(&text).expect("fixture parses")
+    }
+
     /// kcat against librdkafka's mock cluster: ApiVersions, Metadata,
-    /// FindCoordinator, ListOffsets and Fetch, 14 requests.
+    /// ListOffsets and Fetch; the last Fetch is unanswered.
     fn kcat_frames() -> Vec<(bool, Bytes)> {
-        corpus_connection("kcat-mock.frames", 11)
+        fixture("kcat-fetch.frames")
+    }
+
+    /// The position of the first request of API `key` in `frames`; its
+    /// response follows it.
+    fn first_request(frames: &[(bool, Bytes)], key: i16) -> usize {
+        frames
+            .iter()
+            .position(|(request, bytes)| *request && read_i16(bytes, 4) == Some(key))
+            .expect("such a request")
     }
 
     fn feed(wire: &mut Wire, frames: &[(bool, Bytes)], mss: usize) {
@@ -2443,15 +2481,6 @@ mod tests {
             .iter()
             .map(|e| (e.api_key, e.api_version, e.correlation_id, e.state))
             .collect()
-    }
-
-    /// The losses of a clean kcat run: librdkafka's mock cluster answers
-    /// ApiVersions v3 with a malformed body (see tests/corpus_frames.rs).
-    fn mock_quirk() -> LossCounters {
-        LossCounters {
-            undecodable_frames: 1,
-            ..LossCounters::default()
-        }
     }
 
     fn complete_count(exchanges: &[Exchange]) -> usize {
@@ -2471,7 +2500,7 @@ mod tests {
         let responses = frames.len() - requests;
         assert_eq!(result.exchanges.len(), requests);
         assert_eq!(complete_count(&result.exchanges), responses);
-        assert_eq!(result.losses, mock_quirk());
+        assert_eq!(result.losses, LossCounters::default());
         // Ids follow request order; emission follows completion.
         let ids: Vec<u64> = result.exchanges.iter().map(|e| e.id).collect();
         let expected: Vec<u64> = (0..requests as u64).collect();
@@ -2514,7 +2543,7 @@ mod tests {
                 outline(&reference.exchanges),
                 "mss {mss}"
             );
-            assert_eq!(result.losses, mock_quirk(), "mss {mss}");
+            assert_eq!(result.losses, LossCounters::default(), "mss {mss}");
             // The request time is the time of the packet with its first
             // byte, so smaller segments cannot make it later.
             let first = result.exchanges.iter().find(|e| e.id == 0).expect("first");
@@ -2574,12 +2603,12 @@ mod tests {
     #[test]
     fn gap_inside_a_request_loses_that_frame_and_pairs_the_rest() {
         let frames = kcat_frames();
-        // Frame 14 is a Fetch request of 109 bytes.
-        let (from_client, victim) = &frames[14];
-        assert!(*from_client && victim.len() > 60);
+        let fetch = first_request(&frames, schema::FETCH_KEY);
+        let victim = &frames[fetch].1;
+        assert!(victim.len() > 60 && !frames[fetch + 1].0);
         let mut wire = Wire::new(true);
         for (index, (from_client, bytes)) in frames.iter().enumerate() {
-            if index == 14 {
+            if index == fetch {
                 wire.send(true, &bytes[..40], 1460);
                 wire.lose(true, 20);
                 wire.send(true, &bytes[60..], 1460);
@@ -2619,10 +2648,11 @@ mod tests {
     #[test]
     fn gap_inside_a_response_marks_its_exchange() {
         let frames = kcat_frames();
-        // Frame 15 is the response to the Fetch request 14.
+        let fetch = first_request(&frames, schema::FETCH_KEY) + 1;
+        assert!(!frames[fetch].0 && frames[fetch].1.len() > 60);
         let mut wire = Wire::new(true);
         for (index, (from_client, bytes)) in frames.iter().enumerate() {
-            if index == 15 {
+            if index == fetch {
                 wire.send(false, &bytes[..20], 1460);
                 wire.lose(false, 10);
                 wire.send(false, &bytes[30..], 1460);
@@ -2637,7 +2667,7 @@ mod tests {
         assert_eq!(lost.len(), 1);
         assert_eq!(lost[0].api_name(), "Fetch");
         let response = lost[0].response.as_ref().expect("a partial response");
-        assert_eq!(response.missing_bytes, (frames[15].1.len() - 20) as u64);
+        assert_eq!(response.missing_bytes, (frames[fetch].1.len() - 20) as u64);
         assert_eq!(response.frame.correlation_id, Some(lost[0].correlation_id));
         let requests = frames.iter().filter(|(r, _)| *r).count();
         assert_eq!(complete_count(&result.exchanges), frames.len() - requests);
@@ -2646,6 +2676,7 @@ mod tests {
     #[test]
     fn gap_across_frames_resynchronises_on_the_next_request() {
         let frames = kcat_frames();
+        assert!(frames[6].0 && !frames[7].0 && frames[8].0);
         let mut wire = Wire::new(true);
         // Lose from the middle of request 6 to the middle of request 8,
         // with the responses in between (the broker's stream is intact).
@@ -2695,18 +2726,11 @@ mod tests {
         let result = run(wire.segments);
         assert_eq!(result.connections[0].kind, ConnectionKind::Kafka);
         assert_eq!(result.connections[0].broker, SocketAddr::from(BROKER));
-        let expected: Vec<(i16, i16)> = {
-            let text = std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frames/kcat-mock.frames"),
-            )
-            .expect("corpus");
-            frames_file::parse(&text)
-                .expect("parse")
-                .into_iter()
-                .filter(|line| line.connection == 11 && line.kind == LineKind::Response)
-                .map(|line| (line.api_key, line.api_version))
-                .collect()
-        };
+        let expected: Vec<(i16, i16)> = fixture_lines("kcat-fetch.frames")
+            .into_iter()
+            .filter(|line| line.kind == LineKind::Response)
+            .map(|line| (line.api_key, line.api_version))
+            .collect();
         let got: Vec<(i16, i16, bool)> = result
             .exchanges
             .iter()
@@ -2768,6 +2792,7 @@ mod tests {
         Bytes::from(out)
     }
 
+    /// SaslHandshake with correlation id 0 (kcat's frames start at 1).
     fn handshake(mechanism: &str, version: i16) -> Vec<(bool, Bytes)> {
         vec![
             (
@@ -2775,7 +2800,7 @@ mod tests {
                 request(
                     17,
                     version,
-                    1,
+                    0,
                     body(vec![("mechanism", Value::String(mechanism.into()))]),
                 ),
             ),
@@ -2784,7 +2809,7 @@ mod tests {
                 response(
                     17,
                     version,
-                    1,
+                    0,
                     body(vec![
                         ("error_code", Value::Int(0)),
                         (
@@ -2807,10 +2832,10 @@ mod tests {
         let mut wire = Wire::new(true);
         feed(&mut wire, &frames, 1460);
         let result = run(wire.segments);
-        assert_eq!(result.losses, mock_quirk());
+        assert_eq!(result.losses, LossCounters::default());
         let outline = outline(&result.exchanges);
         assert_eq!(outline.len(), 5);
-        assert_eq!(outline[0], (17, 0, 1, ExchangeState::Complete));
+        assert_eq!(outline[0], (17, 0, 0, ExchangeState::Complete));
         assert_eq!(outline[1], (17, 0, -1, ExchangeState::Complete));
         assert!(outline[2..]
             .iter()
@@ -2873,7 +2898,7 @@ mod tests {
         let apis: Vec<i16> = outline(&result.exchanges).iter().map(|e| e.0).collect();
         assert_eq!(apis, vec![17, 17, 17, 18]);
         assert_eq!(complete_count(&result.exchanges), 4);
-        assert_eq!(result.losses, mock_quirk());
+        assert_eq!(result.losses, LossCounters::default());
     }
 
     #[test]
@@ -3005,7 +3030,7 @@ mod tests {
     #[test]
     fn acks_zero_produce_expects_no_response() {
         // python3-kafka's acks=0 Produce v7 from the corpus.
-        let produce = corpus_connection("python-mock.frames", 13)[0].1.clone();
+        let produce = fixture("python-acks0.frames")[0].1.clone();
         let mut frames = vec![(true, produce.clone())];
         frames.extend(kcat_frames().into_iter().take(2));
         let mut wire = Wire::new(true);
@@ -3019,14 +3044,78 @@ mod tests {
         assert_eq!(result.exchanges[0].api_key, 0);
         // The mock cluster answers acks=0 anyway: that pairs.
         let mut wire = Wire::new(true);
-        feed(
-            &mut wire,
-            &corpus_connection("python-mock.frames", 13),
-            1460,
-        );
+        feed(&mut wire, &fixture("python-acks0.frames"), 1460);
         let result = run(wire.segments);
         assert_eq!(result.exchanges.len(), 1);
         assert_eq!(result.exchanges[0].state, ExchangeState::Complete);
+    }
+
+    #[test]
+    fn acks_zero_produce_is_handed_out_after_a_grace_time() {
+        let produce = fixture("python-acks0.frames")[0].1.clone();
+        let mut wire = Wire::new(true);
+        wire.send(true, &produce, 1460);
+        wire.ts_ns += 2 * ACKS0_GRACE_NS;
+        wire.send(true, &kcat_frames()[0].1, 1460);
+        let mut analyzer = Analyzer::new(AnalyzerOptions::default());
+        let mut out = Vec::new();
+        for segment in wire.segments {
+            analyzer.push_segment(segment, &mut out);
+        }
+        // Before the end of the capture, with no response in sight.
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].state, ExchangeState::NoResponseExpected);
+    }
+
+    #[test]
+    fn gssapi_tokens_stay_raw_until_the_client_speaks_kafka_again() {
+        let mut frames = handshake("GSSAPI", 0);
+        for round in 0..3u8 {
+            frames.push((true, raw_token(&[0x60, 0x82, round, 0x01, 0x02, 0x03])));
+            frames.push((false, raw_token(&[0x60, 0x81, round, 0x05])));
+        }
+        frames.extend(kcat_frames().into_iter().take(4));
+        let mut wire = Wire::new(true);
+        feed(&mut wire, &frames, 1460);
+        let result = run(wire.segments);
+        let outline = outline(&result.exchanges);
+        let keys: Vec<(i16, i32)> = outline.iter().map(|entry| (entry.0, entry.2)).collect();
+        assert_eq!(
+            keys,
+            vec![(17, 0), (17, -1), (17, -1), (17, -1), (18, 1), (18, 2)]
+        );
+        assert_eq!(complete_count(&result.exchanges), 6);
+        let token = result.exchanges[1].sasl.as_ref().expect("token");
+        assert_eq!(
+            token.line(),
+            "GSSAPI token <redacted 6 bytes> -> token <redacted 4 bytes>"
+        );
+        assert_eq!(result.losses, LossCounters::default());
+    }
+
+    #[test]
+    fn port_hints_find_a_broker_that_only_answers() {
+        // No SYN, no requests: only the hint says which side is the broker.
+        let responses: Vec<(bool, Bytes)> = kcat_frames()
+            .into_iter()
+            .filter(|(request, _)| !request)
+            .collect();
+        let mut wire = Wire::new(false);
+        wire.send(false, &responses[1].1[5..], 1460);
+        for (_, bytes) in &responses[2..] {
+            wire.send(false, bytes, 1460);
+        }
+        let hinted = AnalyzerOptions {
+            port_hints: vec![BROKER.1],
+            ..AnalyzerOptions::default()
+        };
+        let result = run_with(wire.segments.clone(), hinted);
+        assert_eq!(result.connections[0].kind, ConnectionKind::Kafka);
+        assert_eq!(result.connections[0].broker, SocketAddr::from(BROKER));
+        assert!(result.exchanges.iter().filter(|e| e.inferred).count() >= 4);
+        let unhinted = run(wire.segments);
+        assert_eq!(unhinted.connections[0].kind, ConnectionKind::Unknown);
+        assert!(unhinted.exchanges.is_empty());
     }
 
     #[test]
