@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# kwire read against tshark's Kafka dissector on the same large generated
+# capture: summary lines, full decode and statistics, with MB/s, ratios and
+# peak RSS at two capture sizes.
+#
+#   benches/read_vs_tshark.sh              # sizes 200 and 800 MB
+#   SIZES="100 400" PREFIX_MB=10 benches/read_vs_tshark.sh
+#   KEEP=1 WORK=/tmp/kb benches/read_vs_tshark.sh   # keep the captures
+#
+# The capture comes from `examples/bench_capture.rs`: 16 loopback
+# connections to port 9092 with many small exchanges (Produce, Fetch,
+# Metadata, ListOffsets, OffsetCommit, Heartbeat) and, one in every 1000,
+# a Produce request or Fetch response of 1 MiB of records in 8 partitions
+# (one in four lz4): about half the bytes in small frames, half in large
+# batches. Its versions are ones tshark 4.0 dissects completely.
+#
+# What is timed (each command once, output to /dev/null, under
+# /usr/bin/time for wall time, CPU time and peak RSS):
+#   summary:  kwire read FILE          vs  tshark -r FILE -d tcp.port==9092,kafka
+#   decode:   kwire read --json FILE   vs  tshark -V ... on the first
+#             PREFIX_MB MB of the same file (editcap -r): tshark -V on
+#             hundreds of MB takes far too long, so its rate is measured on
+#             the prefix and compared per MB; kwire runs on the prefix too,
+#             for a ratio on the very same bytes.
+#   stats:    kwire read --stats FILE  vs  tshark -q -z io,stat,0,kafka
+#             -z conv,tcp (tshark has no Kafka statistics; this makes it
+#             dissect every Kafka PDU and aggregate without printing).
+# MB are 10^6 bytes of capture file. MB/s is file size over wall time;
+# "cpu MB/s" over user+sys time, which is what one core does when the
+# machine is busy with other work. kwire reads on one thread.
+#
+# Needs: cargo, tshark and editcap (Debian: apt-get install tshark), GNU
+# time (/usr/bin/time; Debian: apt-get install time).
+
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZES=${SIZES:-"200 800"}
+PREFIX_MB=${PREFIX_MB:-20}
+PORT=9092
+
+for tool in tshark editcap capinfos /usr/bin/time; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "read_vs_tshark: $tool is missing: apt-get install tshark time" >&2
+        exit 2
+    fi
+done
+
+if [[ -n ${WORK:-} ]]; then
+    mkdir -p "$WORK"
+else
+    WORK=$(mktemp -d /tmp/kwire-bench.XXXXXX)
+fi
+if [[ -z ${KEEP:-} ]]; then
+    trap 'rm -rf "$WORK"' EXIT
+fi
+
+cargo build --release --quiet --bin kwire --example bench_capture
+KWIRE=target/release/kwire
+GEN=target/release/examples/bench_capture
+
+echo "kwire $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)'), $($KWIRE --version 2>/dev/null | head -1)"
+echo "$(tshark --version 2>/dev/null | head -1)"
+echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+echo
+
+# run LABEL FILE COMMAND...: times COMMAND (stdout to /dev/null) and prints
+# one row; sets WALL, CPU and RSS_MB.
+run() {
+    local label=$1 file=$2
+    shift 2
+    local bytes times
+    bytes=$(stat -c %s "$file")
+    times=$WORK/time.txt
+    if ! /usr/bin/time -f '%e %U %S %M' -o "$times" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
+        echo "read_vs_tshark: failed: $*" >&2
+        cat "$WORK/stderr.txt" >&2
+        exit 1
+    fi
+    read -r WALL user sys rss <"$times"
+    CPU=$(echo "$user + $sys" | bc -l)
+    RSS_MB=$(echo "$rss / 1024" | bc)
+    awk -v l="$label" -v b="$bytes" -v w="$WALL" -v c="$CPU" -v r="$RSS_MB" 'BEGIN {
+        mb = b / 1e6
+        printf "  %-42s %8.1f MB %8.2f s %9.1f MB/s %9.1f cpu MB/s %7d MB RSS\n",
+            l, mb, w, mb / (w > 0 ? w : 0.001), mb / (c > 0 ? c : 0.001), r
+    }'
+}
+
+# rate FILE: MB/s of the last run (wall)
+rate() {
+    awk -v b="$(stat -c %s "$1")" -v w="$WALL" 'BEGIN { printf "%.3f", b / 1e6 / (w > 0 ? w : 0.001) }'
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1fx", a / b }'
+}
+
+declare -A SUMMARY_RSS JSON_RSS STATS_RSS
+for size in $SIZES; do
+    file=$WORK/bench-$size.pcap
+    [[ -s $file ]] || $GEN "$file" "$size" >/dev/null
+    packets=$(capinfos -c -M "$file" | awk '/Number of packets/ { print $NF }')
+    echo "== capture of $size MB: $(stat -c %s "$file") bytes, $packets packets"
+
+    run "kwire read" "$file" $KWIRE read --no-progress "$file"
+    kwire_summary=$(rate "$file")
+    SUMMARY_RSS[$size]=$RSS_MB
+    run "tshark -r (summary lines)" "$file" tshark -r "$file" -n -d tcp.port==$PORT,kafka
+    tshark_summary=$(rate "$file")
+    echo "  summary: kwire is $(ratio "$kwire_summary" "$tshark_summary") faster"
+
+    run "kwire read --json" "$file" $KWIRE read --no-progress --json "$file"
+    kwire_json=$(rate "$file")
+    JSON_RSS[$size]=$RSS_MB
+    prefix=$WORK/prefix-$size.pcap
+    take=$((packets * PREFIX_MB / size))
+    editcap -r "$file" "$prefix" "1-$take"
+    run "kwire read --json (prefix)" "$prefix" $KWIRE read --no-progress --json "$prefix"
+    kwire_json_prefix=$(rate "$prefix")
+    run "tshark -V (prefix)" "$prefix" tshark -r "$prefix" -n -d tcp.port==$PORT,kafka -V
+    tshark_v=$(rate "$prefix")
+    echo "  full decode: kwire --json on the whole capture is $(ratio "$kwire_json" "$tshark_v") faster than tshark -V on its first $PREFIX_MB MB;"
+    echo "               on the same $PREFIX_MB MB, $(ratio "$kwire_json_prefix" "$tshark_v")"
+
+    run "kwire read --stats" "$file" $KWIRE read --no-progress --stats "$file"
+    kwire_stats=$(rate "$file")
+    STATS_RSS[$size]=$RSS_MB
+    run "tshark -q -z io,stat,0,kafka -z conv,tcp" "$file" \
+        tshark -r "$file" -n -d tcp.port==$PORT,kafka -q -z io,stat,0,kafka -z conv,tcp
+    tshark_stats=$(rate "$file")
+    echo "  stats: kwire is $(ratio "$kwire_stats" "$tshark_stats") faster"
+    echo
+done
+
+echo "== kwire peak RSS by capture size (MB)"
+for size in $SIZES; do
+    echo "  $size MB capture: read ${SUMMARY_RSS[$size]}, --json ${JSON_RSS[$size]}, --stats ${STATS_RSS[$size]}"
+done
+echo
+echo "Goals (issue 3): full decode >= 50x tshark -V; summary >= 1000 MB/s on one core; RSS flat as the capture grows."
