@@ -1,0 +1,131 @@
+//! `kwire tui FILE`: browse a capture's exchanges in the terminal while it
+//! is read; `--replay` plays it at its original pace (`--speed` times
+//! faster), as if it were live.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use kwire::codec::DecodeOptions;
+use kwire::records::Limits;
+use kwire::session::AnalyzerOptions;
+use kwire::tui::source::{self, SourceOptions, UPDATE_QUEUE};
+use kwire::tui::state::App;
+use kwire::tui::{self, RunOptions, Terminal, TerminalEvents};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The capture file, pcap or pcapng.
+    file: PathBuf,
+    /// Play the capture at its original timing, as if live.
+    #[arg(long)]
+    replay: bool,
+    /// With --replay: this many times faster (0.5 is half speed).
+    #[arg(long, value_name = "X", default_value_t = 1.0, requires = "replay")]
+    speed: f64,
+    /// Start with this filter (the `kwire read --filter` language).
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+    /// A port Kafka brokers listen on: a hint where content is ambiguous
+    /// (repeatable, or comma-separated).
+    #[arg(long = "port", value_name = "PORT", value_delimiter = ',')]
+    ports: Vec<u16>,
+    /// Show SASL passwords, proofs and tokens instead of redacting them.
+    #[arg(long)]
+    show_secrets: bool,
+    /// Keep record batches as raw bytes instead of decoding them.
+    #[arg(long)]
+    no_records: bool,
+    /// Most bytes one record set may decompress to.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed)]
+    max_decompressed: usize,
+}
+
+pub fn analyzer_options(
+    ports: Vec<u16>,
+    show_secrets: bool,
+    no_records: bool,
+    max_decompressed: usize,
+) -> AnalyzerOptions {
+    AnalyzerOptions {
+        port_hints: ports,
+        decode: decode_options(no_records, max_decompressed),
+        show_secrets,
+        ..AnalyzerOptions::default()
+    }
+}
+
+pub fn decode_options(no_records: bool, max_decompressed: usize) -> DecodeOptions {
+    DecodeOptions {
+        records: if no_records {
+            kwire::codec::RecordsMode::Raw
+        } else {
+            kwire::codec::RecordsMode::Full
+        },
+        limits: Limits { max_decompressed },
+    }
+}
+
+/// Checks that stdout is a terminal, as the UI needs.
+pub fn need_terminal(alternative: &str) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!("the TUI needs a terminal; {alternative}");
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if !(args.speed.is_finite() && args.speed > 0.0) {
+        bail!("--speed must be a positive number, not {}", args.speed);
+    }
+    need_terminal("for a pipe, use `kwire read` (with --json for NDJSON)")?;
+    let options = SourceOptions {
+        analyzer: analyzer_options(
+            args.ports,
+            args.show_secrets,
+            args.no_records,
+            args.max_decompressed,
+        ),
+        replay: args.replay.then_some(args.speed),
+        ..SourceOptions::default()
+    };
+    let decode = options.analyzer.decode.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(UPDATE_QUEUE);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = source::spawn_file(&args.file, options, tx, Arc::clone(&stop))?;
+    let name = args.file.display().to_string();
+    let mut app = App::new(
+        &name,
+        args.replay,
+        tui::color_wanted(std::env::var_os("NO_COLOR")),
+        decode,
+    );
+    if let Some(text) = &args.filter {
+        app.set_filter(text);
+        if let Some(error) = &app.filter_error {
+            bail!("invalid --filter: {error}");
+        }
+    }
+    let result = {
+        let mut terminal = Terminal::open().context("cannot set up the terminal")?;
+        let run_options = RunOptions {
+            export_source: Some(args.file.clone()),
+        };
+        tui::run(
+            &mut app,
+            &rx,
+            &mut terminal.terminal,
+            &mut TerminalEvents,
+            &run_options,
+        )
+    };
+    stop.store(true, Ordering::Relaxed);
+    // The reader may be blocked sending: dropping the receiver frees it.
+    drop(rx);
+    let _ = reader.join();
+    result.context("terminal error")?;
+    Ok(ExitCode::SUCCESS)
+}
