@@ -1,192 +1,40 @@
 //! The conformance engine against real brokers, started here on loopback:
 //! librdkafka's mock cluster (the C program in
 //! corpus/scenarios/mockcluster.c, compiled with `cc -lrdkafka`) and Tansu
-//! (memory storage). Every case of every suite in suites/ runs against each
+//! (memory storage), plus a second Tansu with `--authentication` for the
+//! SASL suite. Every case of every suite in suites/ runs against each
 //! broker, and the outcome of each case (and version) must equal the
-//! committed expectation in tests/conform/BROKER.json. A runner change that
+//! committed expectation in tests/conform/BROKER.json. The command line is
+//! tested here too, with the embedded broker (librdkafka loaded at run
+//! time) among others. A runner change that
 //! flips an outcome fails; a new suite needs its outcomes recorded:
 //! `KWIRE_BLESS=1 cargo test --test conform_engine` rewrites the files
 //! (review the diff: every changed outcome is a claim about a broker).
+//!
+//! Each file holds, per case, the `outcomes`, the mismatch behind every
+//! non-pass (`why`, rewritten by blessing) and, for every failure, a
+//! `findings` entry written by a person: what the broker does and why it
+//! breaks the rule the case cites. Blessing keeps the findings; a failure
+//! without one fails the test, so a new failure has to be looked at.
 //!
 //! Needs: a C compiler and librdkafka's headers (Debian: `apt-get install
 //! build-essential librdkafka-dev`), and Tansu 0.6.0 (`cargo install tansu
 //! --version 0.6.0 --locked --features dynostore`; KWIRE_TANSU names
 //! another binary).
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use kwire::client::sasl::{Mechanism, SaslConfig};
 use kwire::client::ConnectOptions;
 use kwire::conform::runner::Quiet;
 use kwire::conform::{self, Broker, Outcome, RunOptions, Runner};
 use serde_json::Value as Json;
-
-/// A broker process, killed when dropped.
-struct BrokerProcess {
-    child: Child,
-    bootstrap: String,
-    /// What it is, for messages and the expectation file.
-    description: String,
-}
-
-impl Drop for BrokerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Compiles and starts the mock cluster (3 brokers, at most 10 minutes).
-fn start_mock_cluster(dir: &Path) -> BrokerProcess {
-    let source = manifest_dir().join("corpus/scenarios/mockcluster.c");
-    let binary = dir.join("mockcluster");
-    let compiled = Command::new("cc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .arg("-lrdkafka")
-        .output()
-        .unwrap_or_else(|error| {
-            panic!("cannot run cc ({error}): install a C compiler, e.g. `apt-get install build-essential librdkafka-dev`")
-        });
-    assert!(
-        compiled.status.success(),
-        "cannot compile {}: {}\ninstall librdkafka's headers: `apt-get install librdkafka-dev`",
-        source.display(),
-        String::from_utf8_lossy(&compiled.stderr)
-    );
-    let mut child = Command::new(&binary)
-        .args(["3", "600"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the mock cluster");
-    let stdout = child.stdout.take().expect("stdout");
-    let stderr = child.stderr.take().expect("stderr");
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = sender.send(line);
-    });
-    let line = receiver
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the mock cluster printed no bootstrap address within 20 s");
-    let bootstrap = line.trim().split(',').next().unwrap_or_default().to_owned();
-    assert!(
-        bootstrap.starts_with("127.0.0.1:"),
-        "unexpected bootstrap {line:?}"
-    );
-    // The second line of stderr names the library version.
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let mut reader = BufReader::new(stderr);
-        let _ = reader.read_line(&mut line);
-        let _ = sender.send(line);
-        // Keep draining so the cluster never blocks on a full pipe.
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let version = receiver
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_default();
-    BrokerProcess {
-        child,
-        bootstrap,
-        description: format!("{} mock cluster", version.trim()),
-    }
-}
-
-fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("KWIRE_TANSU") {
-        return PathBuf::from(path);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let cargo_bin = home.join(".cargo/bin/tansu");
-    if cargo_bin.is_file() {
-        return cargo_bin;
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            if dir.join("tansu").is_file() {
-                return dir.join("tansu");
-            }
-        }
-    }
-    panic!(
-        "tansu is not installed: `cargo install tansu --version 0.6.0 --locked --features dynostore`"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free loopback port")
-}
-
-/// Starts Tansu with memory storage on a free loopback port; tries a few
-/// ports in case another process takes the chosen one first.
-fn start_tansu() -> BrokerProcess {
-    let binary = tansu_binary();
-    let mut last_log = String::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut child = Command::new(&binary)
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start tansu");
-        let bootstrap = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if TcpStream::connect_timeout(
-                &bootstrap.parse().expect("addr"),
-                Duration::from_millis(200),
-            )
-            .is_ok()
-            {
-                if let Some(mut stderr) = child.stderr.take() {
-                    std::thread::spawn(move || {
-                        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
-                    });
-                }
-                return BrokerProcess {
-                    child,
-                    bootstrap,
-                    description: "tansu 0.6.0 (memory storage)".to_owned(),
-                };
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        if let Some(mut stderr) = child.stderr.take() {
-            let _ = stderr.read_to_string(&mut last_log);
-        }
-    }
-    panic!("tansu did not start listening: {last_log}");
-}
+use support::{manifest_dir, start_mock_cluster, start_tansu, start_tansu_with, BrokerProcess};
 
 fn options() -> RunOptions {
     let mut vars = serde_json::Map::new();
@@ -211,6 +59,12 @@ struct Outcomes {
     why: BTreeMap<String, String>,
 }
 
+/// Replaces the run token in a reason, so that blessing twice writes the
+/// same text.
+fn redact_run(text: &str, run: &str) -> String {
+    text.replace(run, "${run}")
+}
+
 impl Outcomes {
     fn get(&self, key: &str) -> Option<&str> {
         self.outcomes.get(key).map(String::as_str)
@@ -219,9 +73,14 @@ impl Outcomes {
 
 /// Runs every suite against one broker.
 fn outcomes(broker: &BrokerProcess) -> Outcomes {
+    outcomes_with(broker, options())
+}
+
+/// Runs the cases `options` selects against one broker.
+fn outcomes_with(broker: &BrokerProcess, options: RunOptions) -> Outcomes {
     let suites =
         conform::load(&[manifest_dir().join("suites")]).unwrap_or_else(|errors| panic!("{errors}"));
-    let options = options();
+    let run = options.vars["run"].as_str().unwrap_or_default().to_owned();
     let probed = Broker::probe("A", &broker.bootstrap, &options.connect)
         .unwrap_or_else(|error| panic!("{}: {error}", broker.description));
     let brokers = [probed];
@@ -271,24 +130,42 @@ fn outcomes(broker: &BrokerProcess) -> Outcomes {
             None => result.reason.clone(),
         };
         if let Some(reason) = reason {
-            why.insert(result.key(), reason);
+            why.insert(result.key(), redact_run(&reason, &run));
         }
     }
     Outcomes { outcomes: map, why }
 }
 
 /// Compares outcomes with tests/conform/NAME.json, or rewrites it with
-/// KWIRE_BLESS=1.
+/// KWIRE_BLESS=1 (keeping the findings of cases that still fail).
 fn check_expectations(name: &str, broker: &BrokerProcess, run: &Outcomes) {
     let actual = &run.outcomes;
     let path = manifest_dir()
         .join("tests/conform")
         .join(format!("{name}.json"));
+    let existing: Option<Json> = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let findings_of = |json: &Json| -> BTreeMap<String, String> {
+        json["findings"]
+            .as_object()
+            .map(|map| {
+                map.iter()
+                    .map(|(key, value)| {
+                        (key.clone(), value.as_str().unwrap_or_default().to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     if std::env::var_os("KWIRE_BLESS").is_some() {
+        let mut findings = existing.as_ref().map(findings_of).unwrap_or_default();
+        findings.retain(|key, _| actual.get(key).is_some_and(|outcome| outcome == "fail"));
         let json = serde_json::json!({
             "broker": broker.description,
             "outcomes": actual,
             "why": run.why,
+            "findings": findings,
         });
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(
@@ -296,15 +173,16 @@ fn check_expectations(name: &str, broker: &BrokerProcess, run: &Outcomes) {
             serde_json::to_string_pretty(&json).expect("json") + "\n",
         )
         .expect("write");
+        assert_failures_explained(name, &path, actual, &findings);
         return;
     }
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+    let expected = existing.unwrap_or_else(|| {
         panic!(
-            "cannot read {}: {error}; record it with KWIRE_BLESS=1",
+            "cannot read {}; record it with KWIRE_BLESS=1",
             path.display()
         )
     });
-    let expected: Json = serde_json::from_str(&text).expect("expectation JSON");
+    let findings = findings_of(&expected);
     let expected: BTreeMap<String, String> = expected["outcomes"]
         .as_object()
         .expect("outcomes")
@@ -334,12 +212,40 @@ fn check_expectations(name: &str, broker: &BrokerProcess, run: &Outcomes) {
         path.display(),
         differences.join("\n  ")
     );
+    assert_failures_explained(name, &path, actual, &findings);
+}
+
+/// Every failing case needs a finding: a failure is a claim about the
+/// broker, and the claim has to be checked by a person.
+fn assert_failures_explained(
+    name: &str,
+    path: &Path,
+    actual: &BTreeMap<String, String>,
+    findings: &BTreeMap<String, String>,
+) {
+    let unexplained: Vec<&String> = actual
+        .iter()
+        .filter(|(key, outcome)| {
+            *outcome == "fail" && findings.get(*key).is_none_or(|text| text.trim().is_empty())
+        })
+        .map(|(key, _)| key)
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "{name}: these cases fail without a finding in {}: {}\nread each failure, make sure it is the broker's doing and not the suite's, and say what the broker does in \"findings\"",
+        path.display(),
+        unexplained
+            .iter()
+            .map(|key| key.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 #[test]
 fn librdkafka_mock_cluster_outcomes_match_expectations() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mock = start_mock_cluster(dir.path());
+    let mock = start_mock_cluster(dir.path(), 3);
     let actual = outcomes(&mock);
     // The engine's own claims, independent of the expectation file.
     assert_eq!(
@@ -359,12 +265,52 @@ fn tansu_outcomes_match_expectations() {
     check_expectations("tansu", &tansu, &actual);
 }
 
+/// Tansu with `--authentication`: the SASL cases that need no account on
+/// the broker, with SCRAM-SHA-256 as the run's mechanism. (Tansu 0.6.0
+/// keeps SCRAM credentials in its storage, which takes requests only after
+/// authentication, so a fresh broker has no user to log in as: the
+/// cases that authenticate are left out.)
+#[test]
+fn tansu_sasl_outcomes_match_expectations() {
+    let tansu = start_tansu_with(
+        &["--authentication"],
+        "tansu 0.6.0 (memory storage, --authentication)",
+    );
+    let mut options = options();
+    let sasl = SaslConfig {
+        mechanism: Mechanism::ScramSha256,
+        username: "kwire".to_owned(),
+        password: "kwire-has-no-account".to_owned(),
+    };
+    for (name, value) in [
+        ("sasl_mechanism", sasl.mechanism.name().to_owned()),
+        ("sasl_username", sasl.username.clone()),
+        ("sasl_password", sasl.password.clone()),
+    ] {
+        options.vars.insert(name.to_owned(), Json::String(value));
+    }
+    options.sasl = Some(sasl);
+    options.case_globs = [
+        "sasl.handshake.*",
+        "sasl.before-auth.*",
+        "sasl.authenticate.*",
+        "sasl.plain.*",
+    ]
+    .iter()
+    .map(|glob| (*glob).to_owned())
+    .collect();
+    let actual = outcomes_with(&tansu, options);
+    assert_eq!(actual.get("sasl.before-auth.request-refused"), Some("pass"));
+    assert_eq!(actual.get("sasl.plain.good-credentials"), Some("skip"));
+    check_expectations("tansu-sasl", &tansu, &actual);
+}
+
 /// The command line end to end, in the differential mode, with every
 /// report file and a recording.
 #[test]
 fn cli_differential_run_writes_reports_and_exits_1() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mock = start_mock_cluster(dir.path());
+    let mock = start_mock_cluster(dir.path(), 3);
     let tansu = start_tansu();
     let file = |name: &str| dir.path().join(name);
     let output = Command::new(env!("CARGO_BIN_EXE_kwire"))
@@ -467,16 +413,21 @@ fn cli_differential_run_writes_reports_and_exits_1() {
 }
 
 #[test]
-fn cli_reports_missing_bootstrap_and_bad_suites_with_exit_2() {
+fn cli_reports_a_missing_embedded_broker_and_bad_suites_with_exit_2() {
+    // Without --bootstrap kwire loads librdkafka for its embedded broker;
+    // a library that is not there is an error that says what to install.
     let output = Command::new(env!("CARGO_BIN_EXE_kwire"))
         .args(["conform", "--suite"])
         .arg(manifest_dir().join("suites"))
+        .env("KWIRE_LIBRDKAFKA", "/nonexistent/librdkafka.so.1")
         .output()
         .expect("run kwire");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--bootstrap HOST:PORT is required"),
+        stderr.contains("cannot load /nonexistent/librdkafka.so.1")
+            && stderr.contains("apt-get install librdkafka1")
+            && stderr.contains("--bootstrap HOST:PORT"),
         "{stderr}"
     );
 
@@ -513,4 +464,42 @@ fn cli_reports_missing_bootstrap_and_bad_suites_with_exit_2() {
         stderr.contains("cannot reach broker A at 127.0.0.1:1"),
         "{stderr}"
     );
+}
+
+/// Without --bootstrap, kwire runs against librdkafka's mock cluster,
+/// loaded at run time, and says so.
+#[test]
+fn cli_without_bootstrap_runs_against_the_embedded_mock_cluster() {
+    let output = Command::new(env!("CARGO_BIN_EXE_kwire"))
+        .args(["conform", "--suite"])
+        .arg(manifest_dir().join("suites/handshake.json"))
+        .arg("--suite")
+        .arg(manifest_dir().join("suites/metadata.json"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run kwire");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The mock cluster fails handshake.api-versions.above-max, a MUST.
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let broker_line = stdout
+        .lines()
+        .find(|line| line.starts_with("broker A: 127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no broker line in {stdout}"));
+    assert!(
+        broker_line.contains("embedded librdkafka")
+            && broker_line.contains("mock cluster (3 brokers)")
+            && broker_line.contains("no --bootstrap was given"),
+        "{broker_line}"
+    );
+    assert!(
+        stdout.contains("\u{2713} PASS  metadata.brokers.reachable"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("conformance gate: FAIL (exit 1): handshake.api-versions.above-max"),
+        "{stdout}"
+    );
+    // librdkafka's own log lines stay out of the output.
+    assert!(!stderr.contains("PROTOERR"), "{stderr}");
 }

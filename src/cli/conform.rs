@@ -1,7 +1,9 @@
 //! `kwire conform`: runs conformance suites against a broker (and, with
 //! `--against`, a second one), prints a live report, writes the requested
 //! report files, and exits 0 (gate passed), 1 (a gating case failed) or 2
-//! (error: bad suite, broker unreachable, a case that cannot run).
+//! (error: bad suite, broker unreachable, a case that cannot run). Without
+//! `--bootstrap` it starts librdkafka's mock cluster in-process
+//! ([`kwire::conform::embedded`]) and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,6 +14,7 @@ use anyhow::{bail, Context};
 use kwire::client::pcap::PcapTap;
 use kwire::client::sasl::{Mechanism, SaslConfig};
 use kwire::client::ConnectOptions;
+use kwire::conform::embedded::EmbeddedBroker;
 use kwire::conform::report::{self, Report, Style, Terminal};
 use kwire::conform::{self, Baseline, Broker, RunOptions, Runner};
 use serde_json::Value as Json;
@@ -19,9 +22,14 @@ use serde_json::Value as Json;
 #[derive(clap::Args)]
 pub struct Args {
     /// The broker to test, HOST:PORT (a comma-separated list is tried in
-    /// order). Required for now: the embedded broker is not built in yet.
+    /// order). Without it, kwire starts an embedded broker: librdkafka's
+    /// mock cluster, loaded from librdkafka.so.1 (Debian: librdkafka1).
     #[arg(long, value_name = "HOST:PORT")]
     bootstrap: Option<String>,
+    /// Brokers in the embedded mock cluster (without --bootstrap).
+    #[arg(long, value_name = "N", default_value_t = kwire::conform::embedded::DEFAULT_BROKERS,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    embedded_brokers: u16,
     /// A second broker: run every case on both and report where their
     /// responses differ (after masking run-dependent fields).
     #[arg(long, value_name = "HOST:PORT")]
@@ -143,14 +151,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
 
-    let Some(bootstrap) = args.bootstrap.as_deref() else {
-        bail!(
-            "--bootstrap HOST:PORT is required: the embedded broker (librdkafka's mock cluster) \
-             is not built in yet. Start a broker, for example `tansu broker --storage-engine memory://tansu/ \
-             --listener-url tcp://127.0.0.1:9092 --advertised-listener-url tcp://127.0.0.1:9092`, \
-             and pass --bootstrap 127.0.0.1:9092"
-        );
+    // Kept alive until the run is over: dropping it stops the cluster.
+    let embedded = match args.bootstrap {
+        Some(_) => None,
+        None => Some(EmbeddedBroker::start(args.embedded_brokers)?),
     };
+    let bootstrap = match (&args.bootstrap, &embedded) {
+        (Some(bootstrap), _) => bootstrap.clone(),
+        (None, Some(embedded)) => embedded.bootstrap().to_owned(),
+        (None, None) => bail!("no broker: pass --bootstrap HOST:PORT"),
+    };
+    let bootstrap = bootstrap.as_str();
     let tap = match &args.record {
         Some(path) => {
             Some(Arc::new(PcapTap::create(path).with_context(|| {
@@ -193,15 +204,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         suites.len()
     );
     for broker in &brokers {
+        let origin = match (&embedded, broker.label.as_str()) {
+            (Some(embedded), "A") => format!(
+                "embedded {}, started because no --bootstrap was given",
+                embedded.description()
+            ),
+            (None, "A") => "external broker given with --bootstrap".to_owned(),
+            _ => "external broker given with --against".to_owned(),
+        };
         println!(
-            "broker {}: {} (external broker given with --{}; {} APIs advertised)",
+            "broker {}: {} ({origin}; {} APIs advertised)",
             broker.label,
             broker.bootstrap,
-            if broker.label == "A" {
-                "bootstrap"
-            } else {
-                "against"
-            },
             broker.advertised.len()
         );
     }

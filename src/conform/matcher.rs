@@ -207,6 +207,19 @@ impl Matcher {
                     fail(out, format!("not {}", show(&inner.source)));
                 }
             }
+            // Alternatives and conjunctions pass absence on, so that
+            // `{"$one_of": [{"$absent": true}, ...]}` accepts a field of
+            // other versions.
+            Kind::OneOf(options) => {
+                if !options.iter().any(|option| option.is_match(actual, vars)) {
+                    fail(out, shown());
+                }
+            }
+            Kind::All(all) => {
+                for matcher in all {
+                    matcher.check(actual, path, vars, out);
+                }
+            }
             _ if actual.is_none() => fail(out, shown()),
             Kind::Any => {}
             Kind::Exact(expected) => {
@@ -269,16 +282,6 @@ impl Matcher {
                     });
                 if !ok {
                     fail(out, shown());
-                }
-            }
-            Kind::OneOf(options) => {
-                if !options.iter().any(|option| option.is_match(actual, vars)) {
-                    fail(out, shown());
-                }
-            }
-            Kind::All(all) => {
-                for matcher in all {
-                    matcher.check(actual, path, vars, out);
                 }
             }
             Kind::Contains(inner) => {
@@ -673,6 +676,17 @@ mod tests {
             json!(3),
         );
         fails(json!({"$one_of": [1, 2]}), json!(3));
+        // Absence reaches the alternatives: a field of other versions.
+        ok(json!({"x": {"$one_of": [{"$absent": true}, 1]}}), json!({}));
+        ok(
+            json!({"x": {"$one_of": [{"$absent": true}, 1]}}),
+            json!({"x": 1}),
+        );
+        fails(
+            json!({"x": {"$one_of": [{"$absent": true}, 1]}}),
+            json!({"x": 2}),
+        );
+        fails(json!({"x": {"$one_of": [1, 2]}}), json!({}));
         ok(
             json!({"$all": [{"$type": "int"}, {"$range": [1, 5]}]}),
             json!(4),

@@ -7,7 +7,8 @@
 //! Modules: [`suite`] reads and validates suite files, [`matcher`] checks
 //! responses, [`vars`] substitutes `${variables}`, [`runner`] plays cases,
 //! [`diff`] compares two brokers, [`mod@verdict`] turns results into an exit
-//! code (with a baseline of known failures), [`report`] writes the reports.
+//! code (with a baseline of known failures), [`report`] writes the reports,
+//! [`embedded`] starts librdkafka's mock cluster when no broker is given.
 //! The client underneath is [`crate::client`].
 //!
 //! # Suite format
@@ -28,7 +29,8 @@
 //!     "spec": "protocol guide: Metadata API; KIP-204",
 //!     "level": "MUST",                        // MUST | SHOULD | INFO
 //!     "requires": {"api": "Metadata", "min_version": 4},  // optional; or a list;
-//!                                             // {"var": "name"} needs a variable
+//!                                             // {"var": "name"} needs a variable,
+//!                                             // {"var": "name", "match": M} a value too
 //!     "vars": {},                             // optional, per case
 //!     "authenticate": true,                   // optional: SASL before use (default true)
 //!     "timeout_ms": 60000,                    // optional bound on the case
@@ -40,7 +42,8 @@
 //! ## Steps
 //!
 //! A step is an object with exactly one of the keys `send`, `raw`, `wait`,
-//! `close`, plus that kind's options; any step may have a `"note"`.
+//! `close`, `receive`, plus that kind's options; any step may have a
+//! `"note"`.
 //!
 //! **send** — one request:
 //!
@@ -55,9 +58,12 @@
 //! | `"expect"` | a matcher over the response body (see [`matcher`]) |
 //! | `"expect_header"` | a matcher over the response header (`correlation_id`) |
 //! | `"capture"` | `{"var": "path.to.field"}`: save values for later steps (`*` in a path takes the first element); `{"var": {"path": "topics.0.topic_id", "default": null}}` gives a value for versions without the field |
-//! | `"retry"` | `{"on": ["COORDINATOR_LOAD_IN_PROGRESS", ...], "at": "error_code", "max": 10, "backoff_ms": 100, "until_expect": false}`: resend while the error at `at` (a path, `*` for any array element) is listed, or (with `until_expect`) while the expectation fails; at most `max` more times |
-//! | `"expect_no_response": true` | send and wait for nothing (Produce acks=0) |
+//! | `"retry"` | `{"on": ["COORDINATOR_LOAD_IN_PROGRESS", ...], "at": "error_code", "max": 10, "backoff_ms": 100, "until_expect": false}`: resend while the error at `at` (a path, `*` for any array element) is listed, or (with `until_expect`) while the expectation fails; at most `max` more times. The request is rebuilt for every attempt, after taking the captures the retried response has: a JoinGroup retried on MEMBER_ID_REQUIRED carries the member id that answer handed out (KIP-394) |
+//! | `"expect_no_response": true` | send and wait for nothing (Produce acks=0); an answer that comes anyway is caught by the next request on the connection, as a response with another correlation id |
 //! | `"expect_close": true` | the broker must close the connection instead of answering |
+//! | `"deferred": true` | send, and read the response in a later `{"receive": CONNECTION}` step, which checks this step's `expect`, `expect_header`, `expect_duration_ms` and `capture`: for requests the broker holds, like a JoinGroup waiting for the other members of a group |
+//! | `"expect_duration_ms"` | a matcher over how long the response took, in milliseconds (`{"$range": [400, 5000]}` for a long poll) |
+//! | `"if_advertised": true` | play the step only when every broker advertises the API; otherwise skip the step, not the case (a CreateTopics that brokers without it replace by auto-creation) |
 //! | `"timeout_ms"` | how long to wait for the response (default `--timeout-ms`) |
 //!
 //! Strings in requests, matchers and routes may hold `${name}`: captured
@@ -81,6 +87,15 @@
 //!
 //! **close** — `{"close": "main"}`: closes a named connection.
 //!
+//! **receive** — `{"receive": "b"}`: reads the response to the oldest
+//! deferred send on connection `b` and checks it as that send step says.
+//! Every deferred send needs a later receive on its connection.
+//!
+//! Suite and case `vars` may be generated: `{"$repeat": {"text": "x",
+//! "count": 1100000}}` is the text repeated (at most 16 MiB), for payloads
+//! too large to write out, like a batch above a broker's message size
+//! limit. Transcripts and reports cut request strings over 1 KiB.
+//!
 //! After every case the runner opens a new connection and sends
 //! ApiVersions v0: a broker that stopped answering fails the case.
 //!
@@ -93,6 +108,7 @@
 //! not be run as written). Exit codes are described in [`mod@verdict`].
 
 pub mod diff;
+pub mod embedded;
 pub mod glob;
 pub mod matcher;
 pub mod report;

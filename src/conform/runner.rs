@@ -343,11 +343,27 @@ impl Runner<'_> {
         known_vars.extend(case.vars.clone());
         for requirement in &case.requires {
             match requirement {
-                Requirement::Var(name) => {
-                    if !known_vars.contains_key(name) {
+                Requirement::Var { name, matcher } => {
+                    let Some(value) = known_vars.get(name) else {
+                        if name.starts_with("sasl_") {
+                            return Err(format!(
+                                "needs a SASL listener and the run's SASL options (`{name}` comes from \
+                                 --sasl-mechanism, --sasl-username and --sasl-password)"
+                            ));
+                        }
                         return Err(format!(
                             "needs the variable `{name}` (give it with --var {name}=VALUE)"
                         ));
+                    };
+                    if let Some(json) = matcher {
+                        let matcher = Matcher::parse(json, "requires.match")?;
+                        if !matcher.is_match(Some(value), &known_vars) {
+                            return Err(format!(
+                                "needs `{name}` to match {} (it is {})",
+                                super::matcher::show(json),
+                                super::matcher::show(value)
+                            ));
+                        }
                     }
                 }
                 Requirement::Api {
@@ -370,6 +386,14 @@ impl Runner<'_> {
                 continue;
             };
             let api = send.api;
+            if send.if_advertised {
+                // Played on each broker that advertises it (at the version
+                // all share when they all do): never a reason to skip.
+                if let Ok(range) = self.common_versions(api, bound(api)) {
+                    ranges.entry(api.key).or_insert(range);
+                }
+                continue;
+            }
             match send.version {
                 VersionPolicy::Max | VersionPolicy::Min | VersionPolicy::Each => {
                     ranges.insert(api.key, self.common_versions(api, bound(api))?);
@@ -411,7 +435,11 @@ impl Runner<'_> {
             }
         }
         let each = case.each_api.and_then(|api| ranges.get(&api.key).copied());
-        Ok(Plan { ranges, each })
+        Ok(Plan {
+            ranges,
+            each,
+            bounds,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -451,12 +479,47 @@ struct Plan {
     ranges: HashMap<i16, Versions>,
     /// The versions an "each" case runs through.
     each: Option<Versions>,
+    /// The case's version bounds per API key, from `requires`.
+    bounds: HashMap<i16, Versions>,
 }
 
 /// Why a case stopped early.
 enum Stop {
     Fail(Box<Failure>),
     Error(String),
+}
+
+/// A request sent with `"deferred": true`, waiting for its `receive` step.
+struct Deferred<'r> {
+    send: &'r SendStep,
+    /// The step that sent it, for messages.
+    index: usize,
+    version: i16,
+    request: Json,
+    key: (String, String),
+    sent_at: Instant,
+}
+
+/// Longest string a transcript shows of a request; the rest is counted.
+const MAX_RECORDED_STRING: usize = 1024;
+
+/// A request for the transcript and reports: strings longer than
+/// [`MAX_RECORDED_STRING`] (a megabyte of record values) are cut.
+fn abbreviate(json: &Json) -> Json {
+    match json {
+        Json::String(text) if text.len() > MAX_RECORDED_STRING => {
+            let cut: String = text.chars().take(64).collect();
+            Json::String(format!("{cut}… ({} bytes)", text.len()))
+        }
+        Json::Array(items) => Json::Array(items.iter().map(abbreviate).collect()),
+        Json::Object(object) => Json::Object(
+            object
+                .iter()
+                .map(|(key, value)| (key.clone(), abbreviate(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// How long a lookup of a leader or coordinator keeps asking.
@@ -481,6 +544,8 @@ struct CaseRun<'r> {
     leaders: HashMap<(String, i64), i64>,
     coordinators: HashMap<(i8, String), i64>,
     transcript: Vec<StepRecord>,
+    /// Deferred sends waiting for their `receive` step, oldest first.
+    deferred: Vec<Deferred<'r>>,
     started: Instant,
     deadline: Instant,
     /// The step being played, for failures raised deep inside.
@@ -511,6 +576,7 @@ impl<'r> CaseRun<'r> {
             leaders: HashMap::new(),
             coordinators: HashMap::new(),
             transcript: Vec::new(),
+            deferred: Vec::new(),
             started,
             deadline: started + case.timeout,
             step: 0,
@@ -584,6 +650,7 @@ impl<'r> CaseRun<'r> {
         }
         for (name, value) in self.suite.vars.iter().chain(&self.case.vars) {
             let value = vars::substitute(value, &self.vars)
+                .and_then(|value| vars::generate(&value))
                 .map_err(|error| Stop::Error(format!("vars.{name}: {error}")))?;
             self.vars.insert(name.clone(), value);
         }
@@ -609,6 +676,7 @@ impl<'r> CaseRun<'r> {
                         .retain(|(connection, _), _| connection != name);
                     self.record(index, "close", None, None, "closed", None, None, 1);
                 }
+                StepKind::Receive(name) => self.receive(index, name)?,
             }
         }
         Ok(())
@@ -644,7 +712,7 @@ impl<'r> CaseRun<'r> {
             step: Some(self.step),
             step_label: self.step_label.clone(),
             message,
-            request,
+            request: request.as_ref().map(abbreviate),
             response,
             mismatches,
         }))
@@ -668,17 +736,46 @@ impl<'r> CaseRun<'r> {
             api,
             version,
             outcome: outcome.to_owned(),
-            request,
+            request: request.as_ref().map(abbreviate),
             response,
             attempts,
         });
+    }
+
+    /// The versions of an `if_advertised` step's API that kwire and this
+    /// broker support, within the case's bounds: such a step is played on
+    /// each broker that has the API, even when the other does not.
+    fn own_range(&self, api: &ApiSpec) -> Option<Versions> {
+        let advertised = self.broker.advertised.get(&api.key)?;
+        let bounds = self
+            .plan
+            .bounds
+            .get(&api.key)
+            .copied()
+            .unwrap_or(Versions::ALL);
+        let known = api.request.valid;
+        let range = Versions::new(
+            known.min.max(advertised.min).max(bounds.min),
+            known.max.min(advertised.max).min(bounds.max),
+        );
+        (!range.is_empty()).then_some(range)
+    }
+
+    /// The version range a send step chooses from: the one planned for
+    /// every broker, or this broker's own for an `if_advertised` step.
+    fn step_range(&self, send: &SendStep) -> Option<Versions> {
+        let planned = self.plan.ranges.get(&send.api.key).copied();
+        if send.if_advertised {
+            return planned.or_else(|| self.own_range(send.api));
+        }
+        planned
     }
 
     /// The header version and body version a send step uses on this broker.
     fn versions(&self, send: &SendStep) -> Result<(i16, i16), Stop> {
         let api = send.api;
         let known = api.request.valid;
-        let range = self.plan.ranges.get(&api.key).copied();
+        let range = self.step_range(send);
         let advertised = self.broker.advertised.get(&api.key).copied();
         let missing = || Stop::Error(format!("no version of {} was planned", api.name));
         let version = match send.version {
@@ -701,19 +798,35 @@ impl<'r> CaseRun<'r> {
         Ok((version, version.clamp(known.min, known.max)))
     }
 
-    fn send(&mut self, index: usize, send: &SendStep) -> Result<(), Stop> {
+    fn send(&mut self, index: usize, send: &'r SendStep) -> Result<(), Stop> {
         let api = send.api;
+        let advertised = match send.version {
+            VersionPolicy::Exact(version) => self
+                .broker
+                .advertised
+                .get(&api.key)
+                .is_some_and(|range| range.contains(version)),
+            _ => self.step_range(send).is_some(),
+        };
+        if send.if_advertised && !advertised {
+            self.step_label = format!("send {} (if advertised)", api.name);
+            self.record(
+                index,
+                "send",
+                Some(api.name),
+                None,
+                &format!("{}: skipped", diff::NOT_ADVERTISED),
+                None,
+                None,
+                0,
+            );
+            return Ok(());
+        }
         let (version, body_version) = self.versions(send)?;
         self.step_label = format!(
             "send {} v{version} on {} to {}",
             api.name, send.connection, send.to
         );
-        let request = vars::substitute(&send.request, &self.vars).map_err(Stop::Error)?;
-        let body = message_from_json(api.request, body_version, &request).map_err(|error| {
-            Stop::Error(format!(
-                "the request does not build at v{body_version}: {error}"
-            ))
-        })?;
         let addr = self.route(&send.to)?;
         self.step_label = format!(
             "send {} v{version} on {} to {} ({addr})",
@@ -727,12 +840,22 @@ impl<'r> CaseRun<'r> {
         for attempt in 1..=attempts {
             self.check_deadline()?;
             let last = attempt == attempts;
+            // Built for every attempt: a retried response's captures may
+            // change it (KIP-394 hands out the member id in the
+            // MEMBER_ID_REQUIRED answer that a JoinGroup retry must carry).
+            let request = vars::substitute(&send.request, &self.vars).map_err(Stop::Error)?;
+            let body = message_from_json(api.request, body_version, &request).map_err(|error| {
+                Stop::Error(format!(
+                    "the request does not build at v{body_version}: {error}"
+                ))
+            })?;
             self.connection(&send.connection, &addr)?;
             let wait = timeout.min(self.remaining());
             let Some(connection) = self.connections.get_mut(&key) else {
                 return Err(Stop::Error("the connection vanished".to_owned()));
             };
-            let expect_response = send.awaits == Awaits::Response;
+            let expect_response = matches!(send.awaits, Awaits::Response | Awaits::Later);
+            let sent_at = Instant::now();
             if let Err(error) =
                 connection.send_versioned(api.key, version, body_version, &body, expect_response)
             {
@@ -761,6 +884,27 @@ impl<'r> CaseRun<'r> {
                     );
                     return Ok(());
                 }
+                Awaits::Later => {
+                    self.record(
+                        index,
+                        "send",
+                        Some(api.name),
+                        Some(version),
+                        "sent (deferred)",
+                        Some(request.clone()),
+                        None,
+                        attempt,
+                    );
+                    self.deferred.push(Deferred {
+                        send,
+                        index,
+                        version,
+                        request,
+                        key,
+                        sent_at,
+                    });
+                    return Ok(());
+                }
                 Awaits::Close => {
                     let reaction = connection.wait_for_reaction(wait);
                     return self.expect_close(index, api, version, request, reaction, wait);
@@ -768,6 +912,7 @@ impl<'r> CaseRun<'r> {
                 Awaits::Response => {}
             }
             let received = connection.receive_within(wait);
+            let elapsed = sent_at.elapsed();
             let frame = match received {
                 Ok(frame) => frame,
                 Err(error) => {
@@ -791,17 +936,12 @@ impl<'r> CaseRun<'r> {
                     .filter_map(Json::as_i64)
                     .any(|code| retry.on.iter().any(|&on| i64::from(on) == code));
                 if retriable && !last {
+                    self.capture_present(send, &body_json);
                     std::thread::sleep(retry.backoff.min(self.remaining()));
                     continue;
                 }
             }
-            let mut mismatches = Vec::new();
-            if let Some(expect) = &send.expect {
-                mismatches.extend(self.check(expect, &body_json, "")?);
-            }
-            if let Some(expect) = &send.expect_header {
-                mismatches.extend(self.check(expect, &header_json, "header")?);
-            }
+            let mismatches = self.evaluate(send, &body_json, &header_json, elapsed)?;
             if !mismatches.is_empty()
                 && !last
                 && send.retry.as_ref().is_some_and(|retry| retry.until_expect)
@@ -811,56 +951,172 @@ impl<'r> CaseRun<'r> {
                 }
                 continue;
             }
-            self.record(
-                index,
-                "send",
-                Some(api.name),
-                Some(version),
-                "response",
-                Some(request.clone()),
-                Some(body_json.clone()),
-                attempt,
+            return self.conclude(
+                index, send, version, request, body_json, mismatches, attempt,
             );
-            if !mismatches.is_empty() {
-                let count = mismatches.len();
-                return Err(self.fail(
-                    format!(
-                        "the response differs from the expectation in {count} place{}{}",
-                        if count == 1 { "" } else { "s" },
-                        if attempt > 1 {
-                            format!(" (after {attempt} attempts)")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    Some(request),
-                    Some(body_json),
-                    mismatches,
-                ));
-            }
-            for capture in &send.capture {
-                let value = match select(&body_json, &capture.path).into_iter().next() {
-                    Some(value) => value.clone(),
-                    None => match &capture.default {
-                        Some(default) => default.clone(),
-                        None => {
-                            return Err(self.fail(
-                                format!(
-                                    "capture {}: the response has nothing at {}",
-                                    capture.var, capture.path
-                                ),
-                                Some(request),
-                                Some(body_json),
-                                Vec::new(),
-                            ))
-                        }
-                    },
-                };
-                self.vars.insert(capture.var.clone(), value);
-            }
-            return Ok(());
         }
         Err(Stop::Error("retry loop ended without a result".to_owned()))
+    }
+
+    /// Takes the captures a retried response has, before the retry.
+    fn capture_present(&mut self, send: &SendStep, body: &Json) {
+        for capture in &send.capture {
+            if let Some(value) = select(body, &capture.path).into_iter().next() {
+                self.vars.insert(capture.var.clone(), value.clone());
+            }
+        }
+    }
+
+    /// A `receive` step: reads the response to the oldest deferred send on
+    /// the connection and checks it as that send step says.
+    fn receive(&mut self, index: usize, name: &str) -> Result<(), Stop> {
+        let Some(position) = self
+            .deferred
+            .iter()
+            .position(|deferred| deferred.key.0 == name)
+        else {
+            return Err(Stop::Error(format!(
+                "no deferred request on connection {name} waits for a response"
+            )));
+        };
+        let deferred = self.deferred.remove(position);
+        let send = deferred.send;
+        let api = send.api;
+        self.step_label = format!(
+            "receive {} v{} on {} ({}), sent by step {}",
+            api.name, deferred.version, name, deferred.key.1, deferred.index
+        );
+        let timeout = send
+            .timeout
+            .unwrap_or(self.runner.options.connect.io_timeout)
+            .min(self.remaining());
+        let Some(connection) = self.connections.get_mut(&deferred.key) else {
+            return Err(self.fail(
+                format!("connection {name} was closed before its response was read"),
+                Some(deferred.request),
+                None,
+                Vec::new(),
+            ));
+        };
+        let received = connection.receive_within(timeout);
+        let elapsed = deferred.sent_at.elapsed();
+        let frame = match received {
+            Ok(frame) => frame,
+            Err(error) => {
+                if error.is_closed() {
+                    self.connections.remove(&deferred.key);
+                }
+                return Err(self.receive_failure(error, deferred.request));
+            }
+        };
+        let (body_json, header_json) = match response_json(&frame) {
+            Ok(json) => json,
+            Err(message) => {
+                let partial = frame.body.as_ref().map(to_json);
+                return Err(self.fail(message, Some(deferred.request), partial, Vec::new()));
+            }
+        };
+        self.learn(api, &deferred.request, &body_json);
+        let mismatches = self.evaluate(send, &body_json, &header_json, elapsed)?;
+        self.conclude(
+            index,
+            send,
+            deferred.version,
+            deferred.request,
+            body_json,
+            mismatches,
+            1,
+        )
+    }
+
+    /// Checks a response body, header and timing against a send step.
+    fn evaluate(
+        &self,
+        send: &SendStep,
+        body: &Json,
+        header: &Json,
+        elapsed: Duration,
+    ) -> Result<Vec<Mismatch>, Stop> {
+        let mut mismatches = Vec::new();
+        if let Some(expect) = &send.expect {
+            mismatches.extend(self.check(expect, body, "")?);
+        }
+        if let Some(expect) = &send.expect_header {
+            mismatches.extend(self.check(expect, header, "header")?);
+        }
+        if let Some(expect) = &send.expect_duration {
+            let millis = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            let mut found = self.check(expect, &Json::from(millis), "")?;
+            for mismatch in &mut found {
+                mismatch.path = "(response time, ms)".to_owned();
+            }
+            mismatches.extend(found);
+        }
+        Ok(mismatches)
+    }
+
+    /// Records a checked response, and fails the step or captures its
+    /// variables.
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        &mut self,
+        index: usize,
+        send: &SendStep,
+        version: i16,
+        request: Json,
+        body_json: Json,
+        mismatches: Vec<Mismatch>,
+        attempt: u32,
+    ) -> Result<(), Stop> {
+        let api = send.api;
+        self.record(
+            index,
+            "send",
+            Some(api.name),
+            Some(version),
+            "response",
+            Some(request.clone()),
+            Some(body_json.clone()),
+            attempt,
+        );
+        if !mismatches.is_empty() {
+            let count = mismatches.len();
+            return Err(self.fail(
+                format!(
+                    "the response differs from the expectation in {count} place{}{}",
+                    if count == 1 { "" } else { "s" },
+                    if attempt > 1 {
+                        format!(" (after {attempt} attempts)")
+                    } else {
+                        String::new()
+                    }
+                ),
+                Some(request),
+                Some(body_json),
+                mismatches,
+            ));
+        }
+        for capture in &send.capture {
+            let value = match select(&body_json, &capture.path).into_iter().next() {
+                Some(value) => value.clone(),
+                None => match &capture.default {
+                    Some(default) => default.clone(),
+                    None => {
+                        return Err(self.fail(
+                            format!(
+                                "capture {}: the response has nothing at {}",
+                                capture.var, capture.path
+                            ),
+                            Some(request),
+                            Some(body_json),
+                            Vec::new(),
+                        ))
+                    }
+                },
+            };
+            self.vars.insert(capture.var.clone(), value);
+        }
+        Ok(())
     }
 
     fn expect_close(

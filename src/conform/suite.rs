@@ -127,7 +127,9 @@ pub enum Requirement {
         min_version: Option<i16>,
         max_version: Option<i16>,
     },
-    Var(String),
+    /// A variable that must be defined; with `match`, its value must also
+    /// match (`{"var": "sasl_mechanism", "match": "PLAIN"}`).
+    Var { name: String, matcher: Option<Json> },
 }
 
 #[derive(Debug)]
@@ -142,6 +144,8 @@ pub enum StepKind {
     Raw(Box<RawStep>),
     Wait(Duration),
     Close(String),
+    /// Reads the response to the oldest deferred send on a connection.
+    Receive(String),
 }
 
 impl StepKind {
@@ -151,6 +155,7 @@ impl StepKind {
             StepKind::Raw(_) => "raw",
             StepKind::Wait(_) => "wait",
             StepKind::Close(_) => "close",
+            StepKind::Receive(_) => "receive",
         }
     }
 }
@@ -178,6 +183,10 @@ pub enum Awaits {
     NoResponse,
     /// The broker closes the connection.
     Close,
+    /// A later `receive` step on the same connection reads the response
+    /// and checks `expect` and `capture` (for requests the broker holds,
+    /// like a JoinGroup waiting for the other members).
+    Later,
 }
 
 #[derive(Debug)]
@@ -195,6 +204,12 @@ pub struct SendStep {
     pub retry: Option<Retry>,
     pub awaits: Awaits,
     pub timeout: Option<Duration>,
+    /// A matcher over how long the response took, in milliseconds
+    /// (`{"$range": [400, 5000]}` for a long poll).
+    pub expect_duration: Option<Json>,
+    /// Skip this step, not the case, when the broker does not advertise
+    /// the API (a CreateTopics that only some brokers need).
+    pub if_advertised: bool,
 }
 
 /// `"capture": {"var": "path"}` or `{"var": {"path": "...", "default": V}}`.
@@ -399,6 +414,10 @@ pub fn parse_suite(file: &Path, text: &str) -> Result<Suite, Vec<SuiteError>> {
         }
         let title = top.opt_string("title")?.unwrap_or_else(|| name.clone());
         let vars = top.opt_object("vars")?.cloned().unwrap_or_default();
+        for (name, value) in &vars {
+            vars::references(value).map_err(|error| at(&format!("vars.{name}"), error))?;
+            vars::generate(value).map_err(|error| at(&format!("vars.{name}"), error))?;
+        }
         let masks = top.opt_strings("masks")?;
         let cases = top.array("cases")?;
         if cases.is_empty() {
@@ -475,6 +494,7 @@ fn parse_case(json: &Json) -> Checked<Case> {
     let vars = obj.opt_object("vars")?.cloned().unwrap_or_default();
     for (name, value) in &vars {
         vars::references(value).map_err(|error| at(&format!("vars.{name}"), error))?;
+        vars::generate(value).map_err(|error| at(&format!("vars.{name}"), error))?;
     }
     let masks = obj.opt_strings("masks")?;
     let authenticate = obj.opt_bool("authenticate")?.unwrap_or(true);
@@ -508,6 +528,7 @@ fn parse_case(json: &Json) -> Checked<Case> {
         }
         steps.push(step);
     }
+    check_deferred(&steps)?;
     Ok(Case {
         id,
         title,
@@ -523,11 +544,50 @@ fn parse_case(json: &Json) -> Checked<Case> {
     })
 }
 
+/// Every `receive` step reads a response that a deferred send on the same
+/// connection left waiting, and every deferred send is received.
+fn check_deferred(steps: &[Step]) -> Checked<()> {
+    let mut waiting: Vec<(String, usize)> = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        match &step.kind {
+            StepKind::Send(send) if send.awaits == Awaits::Later => {
+                waiting.push((send.connection.clone(), index));
+            }
+            StepKind::Receive(name) => {
+                let Some(position) = waiting
+                    .iter()
+                    .position(|(connection, _)| connection == name)
+                else {
+                    return Err(at(
+                        &format!("steps[{index}].receive"),
+                        format!(
+                            "no deferred send on connection {name:?} is waiting before this step"
+                        ),
+                    ));
+                };
+                waiting.remove(position);
+            }
+            _ => {}
+        }
+    }
+    match waiting.first() {
+        Some((name, index)) => Err(at(
+            &format!("steps[{index}].deferred"),
+            format!("no later receive step reads this response (add {{\"receive\": {name:?}}})"),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn parse_requirement(json: &Json, field: &str) -> Checked<Requirement> {
     let obj = Obj::new(json, field)?;
     if let Some(name) = obj.opt_string("var")? {
-        obj.only(&["var"])?;
-        return Ok(Requirement::Var(name));
+        obj.only(&["var", "match"])?;
+        let matcher = obj.get("match").cloned();
+        if let Some(json) = &matcher {
+            Matcher::parse(json, &obj.path("match")).map_err(|message| at("", message))?;
+        }
+        return Ok(Requirement::Var { name, matcher });
     }
     obj.only(&["api", "min_version", "max_version"])?;
     let api = parse_api(&obj.string("api")?, &obj.path("api"))?;
@@ -547,7 +607,7 @@ fn parse_api(name: &str, field: &str) -> Checked<&'static ApiSpec> {
     })
 }
 
-const STEP_KINDS: [&str; 4] = ["send", "raw", "wait", "close"];
+const STEP_KINDS: [&str; 5] = ["send", "raw", "wait", "close", "receive"];
 
 fn parse_step(json: &Json, field: &str) -> Checked<Step> {
     let obj = Obj::new(json, field)?;
@@ -567,6 +627,12 @@ fn parse_step(json: &Json, field: &str) -> Checked<Step> {
         ["close"] => {
             obj.only(&["close", "note"])?;
             StepKind::Close(obj.string("close")?)
+        }
+        ["receive"] => {
+            obj.only(&["receive", "note"])?;
+            let name = obj.string("receive")?;
+            check_connection_name(&name, &obj.path("receive"))?;
+            StepKind::Receive(name)
         }
         [] => {
             return Err(at(
@@ -606,6 +672,9 @@ fn parse_send(obj: &Obj) -> Checked<SendStep> {
         "retry",
         "expect_no_response",
         "expect_close",
+        "expect_duration_ms",
+        "deferred",
+        "if_advertised",
         "timeout_ms",
     ])?;
     let api = parse_api(&obj.string("send")?, &obj.path("send"))?;
@@ -686,22 +755,42 @@ fn parse_send(obj: &Obj) -> Checked<SendStep> {
     };
     let no_response = obj.opt_bool("expect_no_response")?.unwrap_or(false);
     let close = obj.opt_bool("expect_close")?.unwrap_or(false);
-    let awaits = match (no_response, close) {
-        (false, false) => Awaits::Response,
-        (true, false) => Awaits::NoResponse,
-        (false, true) => Awaits::Close,
-        (true, true) => {
+    let deferred = obj.opt_bool("deferred")?.unwrap_or(false);
+    let awaits = match (no_response, close, deferred) {
+        (false, false, false) => Awaits::Response,
+        (true, false, false) => Awaits::NoResponse,
+        (false, true, false) => Awaits::Close,
+        (false, false, true) => Awaits::Later,
+        _ => {
             return Err(at(
                 &obj.path("expect_close"),
-                "expect_no_response and expect_close exclude each other",
+                "expect_no_response, expect_close and deferred exclude each other",
             ))
         }
     };
-    if awaits != Awaits::Response && (expect.is_some() || !capture.is_empty() || retry.is_some()) {
+    if matches!(awaits, Awaits::NoResponse | Awaits::Close)
+        && (expect.is_some() || !capture.is_empty() || retry.is_some())
+    {
         return Err(at(
             &obj.path("expect"),
             "expect, capture and retry need a response; this step waits for none",
         ));
+    }
+    if awaits == Awaits::Later && retry.is_some() {
+        return Err(at(
+            &obj.path("retry"),
+            "a deferred request cannot be retried: its response is read by a later receive step",
+        ));
+    }
+    let expect_duration = obj.get("expect_duration_ms").cloned();
+    if let Some(json) = &expect_duration {
+        if !matches!(awaits, Awaits::Response | Awaits::Later) {
+            return Err(at(
+                &obj.path("expect_duration_ms"),
+                "a duration needs a response to time",
+            ));
+        }
+        Matcher::parse(json, &obj.path("expect_duration_ms")).map_err(|message| at("", message))?;
     }
     Ok(SendStep {
         api,
@@ -716,6 +805,8 @@ fn parse_send(obj: &Obj) -> Checked<SendStep> {
         retry,
         awaits,
         timeout: obj.opt_duration("timeout_ms", MAX_TIMEOUT)?,
+        expect_duration,
+        if_advertised: obj.opt_bool("if_advertised")?.unwrap_or(false),
     })
 }
 
@@ -777,10 +868,13 @@ fn parse_retry(json: &Json, field: &str, api: &ApiSpec) -> Checked<Retry> {
             "retry needs `on` (error names) or `until_expect`: true",
         ));
     }
-    let at_path = obj
-        .opt_string("at")?
-        .unwrap_or_else(|| "error_code".to_owned());
-    check_path(&at_path, api.response.body).map_err(|message| at(&obj.path("at"), message))?;
+    let given_at = obj.opt_string("at")?;
+    // Without error names, `at` is unused: only a given one is checked.
+    if given_at.is_some() || !on.is_empty() {
+        let at_path = given_at.as_deref().unwrap_or("error_code");
+        check_path(at_path, api.response.body).map_err(|message| at(&obj.path("at"), message))?;
+    }
+    let at_path = given_at.unwrap_or_else(|| "error_code".to_owned());
     let max = match obj.get("max") {
         None => 10,
         Some(value) => value
@@ -1393,6 +1487,67 @@ mod tests {
             {"send": "Metadata", "request": {"topics": [{"name": "${bad name}"}]}}
         ]))])));
         assert!(error.message.contains("not a variable name"), "{error}");
+    }
+
+    #[test]
+    fn deferred_sends_need_a_receive_and_receives_a_deferred_send() {
+        let text = suite(json!([case(json!([
+            {"send": "JoinGroup", "connection": "b", "deferred": true,
+             "expect": {"error_code": "NONE"}, "capture": {"m": "member_id"},
+             "expect_duration_ms": {"$range": [0, 100]}},
+            {"send": "Heartbeat", "connection": "a"},
+            {"receive": "b"}
+        ]))]));
+        let parsed = parse_suite(Path::new("t.json"), &text).expect("valid");
+        let StepKind::Send(send) = &parsed.cases[0].steps[0].kind else {
+            panic!("send step")
+        };
+        assert_eq!(send.awaits, Awaits::Later);
+        assert!(send.expect_duration.is_some());
+        let error = error_of(&suite(json!([case(json!([{"receive": "b"}]))])));
+        assert_eq!(error.field, "steps[0].receive");
+        let error = error_of(&suite(json!([case(json!([
+            {"send": "JoinGroup", "connection": "b", "deferred": true},
+            {"receive": "a"}
+        ]))])));
+        assert_eq!(error.field, "steps[1].receive", "{error}");
+        let error = error_of(&suite(json!([case(json!([
+            {"send": "JoinGroup", "deferred": true}
+        ]))])));
+        assert_eq!(error.field, "steps[0].deferred", "{error}");
+        assert!(error.message.contains("receive"), "{error}");
+        let error = error_of(&suite(json!([case(json!([
+            {"send": "JoinGroup", "deferred": true, "retry": {"on": ["NOT_COORDINATOR"]}},
+            {"receive": "main"}
+        ]))])));
+        assert_eq!(error.field, "steps[0].retry", "{error}");
+    }
+
+    #[test]
+    fn requirements_generators_and_optional_steps_parse() {
+        let mut with = case(json!([
+            {"send": "CreateTopics", "if_advertised": true},
+            {"send": "Produce", "expect_no_response": true, "expect_duration_ms": 5}
+        ]));
+        let error = error_of(&suite(json!([with.clone()])));
+        assert_eq!(error.field, "steps[1].expect_duration_ms", "{error}");
+        with["steps"][1] = json!({"send": "Produce", "expect_no_response": true});
+        with["requires"] = json!([{"var": "sasl_mechanism", "match": {"$prefix": "SCRAM-"}}]);
+        with["vars"] = json!({"big": {"$repeat": {"text": "ab", "count": 4}}});
+        let parsed =
+            parse_suite(Path::new("t.json"), &suite(json!([with.clone()]))).expect("valid");
+        let Requirement::Var { name, matcher } = &parsed.cases[0].requires[0] else {
+            panic!("a variable requirement")
+        };
+        assert_eq!(name, "sasl_mechanism");
+        assert!(matcher.is_some());
+        let StepKind::Send(send) = &parsed.cases[0].steps[0].kind else {
+            panic!("send step")
+        };
+        assert!(send.if_advertised);
+        with["vars"] = json!({"big": {"$repeat": {"text": "ab"}}});
+        let error = error_of(&suite(json!([with])));
+        assert_eq!(error.field, "vars.big", "{error}");
     }
 
     #[test]

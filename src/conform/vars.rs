@@ -88,6 +88,46 @@ fn collect_references(json: &Json, out: &mut Vec<String>) -> Result<(), String> 
     Ok(())
 }
 
+/// Largest string a `$repeat` may build.
+pub const MAX_GENERATED: usize = 16 * 1024 * 1024;
+
+/// Builds generated values: `{"$repeat": {"text": "x", "count": 1100000}}`
+/// becomes the text repeated (at most [`MAX_GENERATED`] bytes), for
+/// payloads too large to write out, like a batch over a broker's
+/// `message.max.bytes`. Other values are returned as they are.
+pub fn generate(json: &Json) -> Result<Json, String> {
+    let Json::Object(object) = json else {
+        return Ok(json.clone());
+    };
+    let Some(spec) = object.get("$repeat") else {
+        return Ok(json.clone());
+    };
+    let usage =
+        || "takes {\"$repeat\": {\"text\": TEXT, \"count\": N}} and nothing else".to_owned();
+    if object.len() != 1 {
+        return Err(usage());
+    }
+    let (Some(text), Some(count)) = (
+        spec.get("text").and_then(Json::as_str),
+        spec.get("count").and_then(Json::as_u64),
+    ) else {
+        return Err(usage());
+    };
+    if spec.as_object().map_or(0, serde_json::Map::len) != 2 {
+        return Err(usage());
+    }
+    let total = usize::try_from(count)
+        .ok()
+        .and_then(|count| count.checked_mul(text.len()))
+        .filter(|total| *total <= MAX_GENERATED)
+        .ok_or_else(|| format!("$repeat builds at most {MAX_GENERATED} bytes"))?;
+    let mut out = String::with_capacity(total);
+    for _ in 0..count {
+        out.push_str(text);
+    }
+    Ok(Json::String(out))
+}
+
 /// The name when `text` is exactly one `${name}`.
 pub fn whole_reference(text: &str) -> Option<&str> {
     let name = text.strip_prefix("${")?.strip_suffix('}')?;
@@ -195,6 +235,18 @@ mod tests {
         );
         assert!(substitute(&json!("${open"), &vars()).is_err());
         assert!(substitute(&json!("${bad name}"), &vars()).is_err());
+    }
+
+    #[test]
+    fn repeat_builds_bounded_strings() {
+        let built = generate(&json!({"$repeat": {"text": "ab", "count": 3}}));
+        assert_eq!(built, Ok(json!("ababab")));
+        assert_eq!(generate(&json!({"a": 1})), Ok(json!({"a": 1})));
+        let error = generate(&json!({"$repeat": {"text": "x", "count": MAX_GENERATED + 1}}))
+            .expect_err("too large");
+        assert!(error.contains("at most"), "{error}");
+        assert!(generate(&json!({"$repeat": {"text": "x"}})).is_err());
+        assert!(generate(&json!({"$repeat": {"text": "x", "count": 1}, "b": 2})).is_err());
     }
 
     #[test]
