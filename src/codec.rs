@@ -8,7 +8,7 @@
 //! back up with the error, and each level adds its field name or index to the
 //! error's path, so the error names the exact field and byte offset.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use bytes::Bytes;
@@ -22,22 +22,37 @@ use crate::wire::{self, Reader, WireError, WireErrorKind};
 /// How much to decode.
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {
-    /// Decode record batches (false keeps their raw bytes only).
-    pub decode_records: bool,
+    /// How far record batches are decoded.
+    pub records: RecordsMode,
     pub limits: Limits,
 }
 
 impl Default for DecodeOptions {
     fn default() -> DecodeOptions {
         DecodeOptions {
-            decode_records: true,
+            records: RecordsMode::Full,
             limits: Limits::default(),
         }
     }
 }
 
+/// How far the `records` fields of Produce and Fetch are decoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RecordsMode {
+    /// Every record: offsets, timestamps, keys, values and headers,
+    /// decompressing as needed.
+    #[default]
+    Full,
+    /// Batch headers and CRCs only (`RecordSet::decode_headers_within`):
+    /// record counts and bytes stay exact for summaries and statistics,
+    /// without decompressing or walking the records.
+    HeadersOnly,
+    /// The raw bytes only (`RecordSet::undecoded`).
+    Raw,
+}
+
 /// One step of a path into a message: a field, an array index or a tag.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PathSegment {
     Field(&'static str),
     Index(usize),
@@ -91,6 +106,8 @@ pub enum DecodeErrorKind {
     UnexpectedNull,
     #[error("{0} bytes left over inside the tagged field")]
     TaggedFieldTrailing(usize),
+    #[error("tag {0} appears more than once; the repeat is kept as an unknown tag")]
+    RepeatedTag(u32),
     #[error("{0} bytes left over after the message")]
     TrailingBytes(usize),
     #[error("unknown API key {0}")]
@@ -176,28 +193,92 @@ struct Walk<'a> {
     version: i16,
     flexible: bool,
     options: &'a DecodeOptions,
-    violations: &'a RefCell<Vec<DecodeError>>,
+    violations: &'a Violations,
     /// Decompressed bytes still allowed, shared by every record set in the
     /// message: a frame of many small bombs must not multiply the limit.
     budget: &'a RefCell<Budget>,
+    /// Where each field's bytes lie, recorded only when asked for
+    /// ([`decode_message_spans`]): the hex view of the TUI highlights them.
+    spans: Option<&'a RefCell<SpanLog>>,
+}
+
+/// Protocol violations found so far. Every field asks how many there are
+/// and scopes the new ones to its path, so the count is kept apart in a
+/// `Cell`: the list is only touched when a violation actually happens.
+#[derive(Default)]
+struct Violations {
+    count: Cell<usize>,
+    list: RefCell<Vec<DecodeError>>,
+}
+
+impl Violations {
+    fn into_list(self) -> Vec<DecodeError> {
+        self.list.into_inner()
+    }
+}
+
+/// Where one value's bytes lie in the frame: absolute offsets, its length
+/// or count prefix included. `path` leads from the message root to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldSpan {
+    pub path: Vec<PathSegment>,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// The path being walked and the spans recorded so far.
+#[derive(Default)]
+struct SpanLog {
+    stack: Vec<PathSegment>,
+    spans: Vec<FieldSpan>,
 }
 
 impl Walk<'_> {
+    #[inline]
     fn violation_count(&self) -> usize {
-        self.violations.borrow().len()
+        self.violations.count.get()
     }
 
     /// Adds `segment` to the paths of the violations found since `since`:
     /// like errors, violations learn their path on the way back up.
+    #[inline]
     fn scope_violations(&self, since: usize, segment: PathSegment) {
-        let mut violations = self.violations.borrow_mut();
+        if self.violations.count.get() == since {
+            return;
+        }
+        let mut violations = self.violations.list.borrow_mut();
         for violation in violations.iter_mut().skip(since) {
             violation.path.within(segment);
         }
     }
 
     fn violate(&self, violation: DecodeError) {
-        self.violations.borrow_mut().push(violation);
+        self.violations.list.borrow_mut().push(violation);
+        self.violations.count.set(self.violations.count.get() + 1);
+    }
+
+    /// Starts recording a value at `segment` (when spans are recorded).
+    #[inline]
+    fn enter(&self, segment: PathSegment) {
+        if let Some(log) = self.spans {
+            log.borrow_mut().stack.push(segment);
+        }
+    }
+
+    /// Ends the value `enter` started: its bytes are `start..end`, also
+    /// when it decoded only in part.
+    #[inline]
+    fn leave(&self, start: usize, end: usize) {
+        if let Some(log) = self.spans {
+            let mut log = log.borrow_mut();
+            let path = log.stack.clone();
+            log.stack.pop();
+            log.spans.push(FieldSpan {
+                path,
+                start,
+                end: end.max(start),
+            });
+        }
     }
 
     /// Whether the field is written in its compact (flexible) form.
@@ -269,7 +350,7 @@ pub fn decode_message(
     version: i16,
     options: &DecodeOptions,
 ) -> DecodedMessage {
-    let violations = RefCell::new(Vec::new());
+    let violations = Violations::default();
     let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
@@ -277,14 +358,46 @@ pub fn decode_message(
         options,
         violations: &violations,
         budget: &budget,
+        spans: None,
     };
     let mut body = Struct::default();
     let error = read_struct(reader, spec.body, walk, &mut body).err();
     DecodedMessage {
         body,
         error,
-        violations: violations.into_inner(),
+        violations: violations.into_list(),
     }
+}
+
+/// [`decode_message`], also recording where every field, array item and
+/// tagged field lies in the frame, in the order they end. It decodes the
+/// same tree: only the bookkeeping differs, so the spans always agree with
+/// the decoded values (a partial decode has spans up to where it stopped).
+pub fn decode_message_spans(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+) -> (DecodedMessage, Vec<FieldSpan>) {
+    let violations = Violations::default();
+    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
+    let log = RefCell::new(SpanLog::default());
+    let walk = Walk {
+        version,
+        flexible: spec.flexible.contains(version),
+        options,
+        violations: &violations,
+        budget: &budget,
+        spans: Some(&log),
+    };
+    let mut body = Struct::default();
+    let error = read_struct(reader, spec.body, walk, &mut body).err();
+    let decoded = DecodedMessage {
+        body,
+        error,
+        violations: violations.into_list(),
+    };
+    (decoded, log.into_inner().spans)
 }
 
 fn read_struct(
@@ -308,7 +421,10 @@ fn read_struct(
         }
         let nullable = field.nullable.contains(walk.version);
         let since = walk.violation_count();
+        let start = reader.offset();
+        walk.enter(PathSegment::Field(field.name));
         let read = read_value(reader, &field.ty, nullable, walk.compact(field), walk);
+        walk.leave(start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
             Ok(value) => out.push(field.name, value),
@@ -322,10 +438,21 @@ fn read_struct(
         }
     }
     if walk.flexible {
-        read_tagged_fields(reader, spec, walk, out)?;
+        // A failure in the section itself (its count, a tag or a size) has
+        // no field to name; say it was the tagged fields.
+        read_tagged_fields(reader, spec, walk, out).map_err(|error| {
+            if error.path.is_empty() {
+                error.within(PathSegment::Field(TAGGED_FIELDS))
+            } else {
+                error
+            }
+        })?;
     }
     Ok(())
 }
+
+/// The path segment for a struct's tagged-field section (KIP-482).
+const TAGGED_FIELDS: &str = "_tagged_fields";
 
 /// Reads a tagged-field section (KIP-482): a count, then tag, size and data
 /// for each field. Known tags are decoded, unknown ones kept verbatim.
@@ -338,6 +465,7 @@ fn read_tagged_fields(
     let count = reader.unsigned_varint()?;
     reader.check_count(u64::from(count))?;
     for _ in 0..count {
+        let tag_start = reader.offset();
         let tag = reader.unsigned_varint()?;
         let size = reader.unsigned_varint()?;
         let len = reader.check_length(u64::from(size))?;
@@ -346,7 +474,17 @@ fn read_tagged_fields(
             .fields
             .iter()
             .find(|field| field.tag == Some(tag) && walk.has(field) && walk.is_tagged(field));
-        let Some(field) = known else {
+        // A known tag sent twice is a violation (KIP-482: a tag appears at
+        // most once); the repeat is kept raw, beside the first, so that the
+        // tree has one field per name and the frame re-encodes as it was.
+        let repeated = known.filter(|field| out.get(field.name).is_some());
+        if let Some(field) = repeated {
+            let violation = DecodeError::new(tag_start, DecodeErrorKind::RepeatedTag(tag));
+            walk.violate(violation.within(PathSegment::Field(field.name)));
+        }
+        let Some(field) = known.filter(|_| repeated.is_none()) else {
+            walk.enter(PathSegment::Tag(tag));
+            walk.leave(tag_start, reader.offset());
             out.unknown_tags.push(RawTag {
                 tag,
                 data: data.take_rest(),
@@ -355,7 +493,10 @@ fn read_tagged_fields(
         };
         let nullable = field.nullable.contains(walk.version);
         let since = walk.violation_count();
+        walk.enter(PathSegment::Field(field.name));
         let read = read_value(&mut data, &field.ty, nullable, true, walk);
+        // The tag and size prefix belong to the field.
+        walk.leave(tag_start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
             Ok(value) => {
@@ -472,7 +613,10 @@ fn read_value(
                 let mut items = Vec::with_capacity(count.min(fit));
                 for index in 0..count {
                     let since = walk.violation_count();
+                    let item_start = reader.offset();
+                    walk.enter(PathSegment::Index(index));
                     let read = read_value(reader, element, false, compact, walk);
+                    walk.leave(item_start, reader.offset());
                     walk.scope_violations(since, PathSegment::Index(index));
                     match read {
                         Ok(item) => items.push(item),
@@ -492,10 +636,12 @@ fn read_value(
 }
 
 fn read_records(data: Bytes, walk: Walk) -> RecordSet {
-    if walk.options.decode_records {
-        RecordSet::decode_within(data, &mut walk.budget.borrow_mut())
-    } else {
-        RecordSet::undecoded(data)
+    match walk.options.records {
+        RecordsMode::Full => RecordSet::decode_within(data, &mut walk.budget.borrow_mut()),
+        RecordsMode::HeadersOnly => {
+            RecordSet::decode_headers_within(data, &mut walk.budget.borrow_mut())
+        }
+        RecordsMode::Raw => RecordSet::undecoded(data),
     }
 }
 
@@ -545,7 +691,7 @@ pub fn encode_message(
     body: &Struct,
 ) -> Result<(), EncodeError> {
     let options = DecodeOptions::default();
-    let violations = RefCell::new(Vec::new());
+    let violations = Violations::default();
     let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
@@ -553,6 +699,7 @@ pub fn encode_message(
         options: &options,
         violations: &violations,
         budget: &budget,
+        spans: None,
     };
     write_struct(out, spec.body, walk, body)
 }
@@ -835,7 +982,7 @@ pub fn message_from_json(
     json: &Json,
 ) -> Result<Struct, EncodeError> {
     let options = DecodeOptions::default();
-    let violations = RefCell::new(Vec::new());
+    let violations = Violations::default();
     let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
     let walk = Walk {
         version,
@@ -843,6 +990,7 @@ pub fn message_from_json(
         options: &options,
         violations: &violations,
         budget: &budget,
+        spans: None,
     };
     struct_from_json(spec.body, walk, json)
 }

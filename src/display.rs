@@ -4,9 +4,12 @@
 
 use std::fmt::Write;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value as Json;
 
-use crate::frame::DecodedFrame;
+use crate::codec::DecodeError;
+use crate::exchange::{ErrorName, Exchange, ExchangeState, Message, Summary};
+use crate::frame::{ApiName, DecodedFrame};
 use crate::schema;
 use crate::value::{Struct, Value};
 
@@ -53,7 +56,7 @@ pub fn frame_json(frame: &DecodedFrame) -> Json {
         "body".into(),
         frame.body.as_ref().map_or(Json::Null, to_json),
     );
-        if !frame.violations.is_empty() {
+    if !frame.violations.is_empty() {
         let violations: Vec<Json> = frame
             .violations
             .iter()
@@ -105,7 +108,7 @@ pub fn frame_text(frame: &DecodedFrame) -> String {
             let _ = writeln!(out, "body: not decoded ({} bytes)", frame.body_bytes.len());
         }
     }
-        for violation in &frame.violations {
+    for violation in &frame.violations {
         let _ = writeln!(out, "violation: {violation}");
     }
     if let Some(error) = &frame.error {
@@ -216,4 +219,192 @@ fn annotation(key: &str, value: &Json) -> String {
 
 fn indent(depth: usize) -> String {
     "  ".repeat(depth)
+}
+
+pub fn state_name(state: ExchangeState) -> &'static str {
+    match state {
+        ExchangeState::Complete => "complete",
+        ExchangeState::NoResponseExpected => "no_response",
+        ExchangeState::ResponseMissing => "response_missing",
+        ExchangeState::RequestMissing => "request_missing",
+    }
+}
+
+/// One exchange as a JSON object: one line of `kwire read --json` and
+/// `kwire live --json`, and the TUI's JSON export. Times are counted from
+/// `first_ns`, the capture's first packet.
+pub fn exchange_json(exchange: &Exchange, summary: &Summary, first_ns: i64) -> Json {
+    let json = ExchangeJson {
+        exchange,
+        summary,
+        first_ns,
+    };
+    serde_json::to_value(json).unwrap_or(Json::Null)
+}
+
+/// [`exchange_json`] written straight to `out`, byte for byte the same,
+/// without building a JSON value first: the decoded trees, nearly all of
+/// it, are serialized as they are.
+pub fn write_exchange_json(
+    out: impl std::io::Write,
+    exchange: &Exchange,
+    summary: &Summary,
+    first_ns: i64,
+) -> serde_json::Result<()> {
+    let json = ExchangeJson {
+        exchange,
+        summary,
+        first_ns,
+    };
+    serde_json::to_writer(out, &json)
+}
+
+/// An exchange's JSON form, written field by field.
+struct ExchangeJson<'a> {
+    exchange: &'a Exchange,
+    summary: &'a Summary,
+    first_ns: i64,
+}
+
+impl Serialize for ExchangeJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (exchange, summary) = (self.exchange, self.summary);
+        let ts_ns = exchange.ts_ns();
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("id", &exchange.id)?;
+        map.serialize_entry("ts", &rfc3339(ts_ns))?;
+        map.serialize_entry("ts_ns", &ts_ns)?;
+        map.serialize_entry("time", &((ts_ns - self.first_ns) as f64 / 1e9))?;
+        map.serialize_entry("connection", &exchange.connection)?;
+        map.serialize_entry("client", &Shown(exchange.client))?;
+        map.serialize_entry("broker", &Shown(exchange.broker))?;
+        map.serialize_entry("client_id", &exchange.client_id())?;
+        map.serialize_entry("api_key", &exchange.api_key)?;
+        map.serialize_entry("api_name", &Shown(ApiName(exchange.api_key)))?;
+        map.serialize_entry("api_version", &exchange.api_version)?;
+        map.serialize_entry("correlation_id", &exchange.correlation_id)?;
+        map.serialize_entry("state", state_name(exchange.state))?;
+        map.serialize_entry("inferred", &exchange.inferred)?;
+        map.serialize_entry("lost", &exchange.lost)?;
+        let latency_us = exchange.latency_ns().map(|ns| ns as f64 / 1e3);
+        map.serialize_entry("latency_us", &latency_us)?;
+        map.serialize_entry("sizes", &Sizes(exchange))?;
+        let errors: Vec<Shown<ErrorName>> = summary
+            .errors
+            .iter()
+            .map(|code| Shown(ErrorName(*code)))
+            .collect();
+        map.serialize_entry("errors", &errors)?;
+        map.serialize_entry("summary", &SummaryJson(summary))?;
+        map.serialize_entry("sasl", &exchange.sasl)?;
+        map.serialize_entry(
+            "decode_errors",
+            &DecodeErrors(
+                side_error(&exchange.request),
+                side_error(&exchange.response),
+            ),
+        )?;
+        map.serialize_entry("request", &body(&exchange.request))?;
+        map.serialize_entry("response", &body(&exchange.response))?;
+        map.end()
+    }
+}
+
+fn body(message: &Option<Message>) -> Option<&Struct> {
+    message
+        .as_ref()
+        .and_then(|message| message.frame.body.as_ref())
+}
+
+fn side_error(message: &Option<Message>) -> Option<&DecodeError> {
+    message
+        .as_ref()
+        .and_then(|message| message.frame.error.as_ref())
+}
+
+/// A value serialized as the string its `Display` writes.
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> Serialize for Shown<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+struct Sizes<'a>(&'a Exchange);
+
+impl Serialize for Sizes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let exchange = self.0;
+        let missing =
+            |message: &Option<Message>| message.as_ref().map_or(0, |message| message.missing_bytes);
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("request", &exchange.request_size())?;
+        map.serialize_entry("response", &exchange.response_size())?;
+        map.serialize_entry("request_missing_bytes", &missing(&exchange.request))?;
+        map.serialize_entry("response_missing_bytes", &missing(&exchange.response))?;
+        map.end()
+    }
+}
+
+struct SummaryJson<'a>(&'a Summary);
+
+impl Serialize for SummaryJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let summary = self.0;
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("line", &summary.line())?;
+        map.serialize_entry("topics", &summary.topics)?;
+        map.serialize_entry("records", &summary.record_count())?;
+        map.serialize_entry("record_bytes", &summary.record_bytes())?;
+        map.end()
+    }
+}
+
+struct DecodeErrors<'a>(Option<&'a DecodeError>, Option<&'a DecodeError>);
+
+impl Serialize for DecodeErrors<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("request", &self.0.map(ErrorJson))?;
+        map.serialize_entry("response", &self.1.map(ErrorJson))?;
+        map.end()
+    }
+}
+
+/// A decode error as `{"message", "path", "offset"}`.
+struct ErrorJson<'a>(&'a DecodeError);
+
+impl Serialize for ErrorJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(3))?;
+        map.serialize_entry("message", &Shown(self.0))?;
+        map.serialize_entry("path", &Shown(&self.0.path))?;
+        map.serialize_entry("offset", &self.0.offset)?;
+        map.end()
+    }
+}
+
+/// `2024-05-01T12:34:56.123456789Z`: RFC 3339 in UTC with nanoseconds.
+pub fn rfc3339(ts_ns: i64) -> String {
+    let seconds = ts_ns.div_euclid(1_000_000_000);
+    let nanos = ts_ns.rem_euclid(1_000_000_000);
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days (proleptic Gregorian calendar).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    )
 }

@@ -3,6 +3,7 @@
 //! and a one-line summary (topics and partitions, records, error names).
 //! The capture engine builds exchanges; `read`, the TUI and filters use them.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -87,7 +88,9 @@ impl Exchange {
     }
 
     pub fn client_id(&self) -> Option<&str> {
-        self.request.as_ref().and_then(|message| message.frame.client_id())
+        self.request
+            .as_ref()
+            .and_then(|message| message.frame.client_id())
     }
 
     pub fn request_size(&self) -> Option<usize> {
@@ -164,18 +167,19 @@ impl Summary {
     fn walk(&mut self, tree: &Struct, topic: Option<&str>) {
         let own_topic = topic_of(tree);
         let topic = own_topic.as_deref().or(topic);
-        let partition = topic.and(partition_of(tree));
+        let partition = topic.and_then(|_| partition_of(tree));
         if let (Some(topic), Some(partition)) = (topic, partition) {
-            let partitions = self.topics.entry(topic.to_owned()).or_default();
-            if !partitions.contains(&partition) {
-                partitions.push(partition);
-            }
+            self.note_topic(topic, Some(partition));
         } else if let Some(topic) = own_topic.as_deref() {
-            self.topics.entry(topic.to_owned()).or_default();
+            self.note_topic(topic, None);
         }
         for field in &tree.fields {
             if is_error_field(field.name) {
-                if let Some(code) = field.value.as_int().and_then(|code| i16::try_from(code).ok()) {
+                if let Some(code) = field
+                    .value
+                    .as_int()
+                    .and_then(|code| i16::try_from(code).ok())
+                {
                     if code != 0 && !self.errors.contains(&code) {
                         self.errors.push(code);
                     }
@@ -185,10 +189,30 @@ impl Summary {
         }
     }
 
+    /// Lists `topic`, and `partition` under it, each once; the name is
+    /// copied only when it is new.
+    fn note_topic(&mut self, topic: &str, partition: Option<i32>) {
+        match self.topics.get_mut(topic) {
+            Some(partitions) => {
+                if let Some(partition) = partition {
+                    if !partitions.contains(&partition) {
+                        partitions.push(partition);
+                    }
+                }
+            }
+            None => {
+                self.topics
+                    .insert(topic.to_owned(), partition.into_iter().collect());
+            }
+        }
+    }
+
     fn walk_value(&mut self, value: &Value, topic: Option<&str>, partition: Option<i32>) {
         match value {
             Value::Struct(inner) => self.walk(inner, topic),
-            Value::Array(items) => items.iter().for_each(|item| self.walk_value(item, topic, partition)),
+            Value::Array(items) => items
+                .iter()
+                .for_each(|item| self.walk_value(item, topic, partition)),
             Value::Records(records) => {
                 let key = (topic.unwrap_or("?").to_owned(), partition.unwrap_or(-1));
                 let tally = self.records.entry(key).or_default();
@@ -203,40 +227,57 @@ impl Summary {
     /// `orders[0,1] payments[3]`, then records and errors.
     pub fn line(&self) -> String {
         let mut out = String::new();
+        self.write_line(&mut out);
+        out
+    }
+
+    /// Appends [`Summary::line`] to `out`, without allocating on the way.
+    pub fn write_line(&self, out: &mut String) {
+        let start = out.len();
         for (topic, partitions) in &self.topics {
-            if !out.is_empty() {
+            if out.len() > start {
                 out.push(' ');
             }
             out.push_str(topic);
             if !partitions.is_empty() {
-                let list: Vec<String> = partitions.iter().map(ToString::to_string).collect();
-                let _ = write!(out, "[{}]", list.join(","));
+                out.push('[');
+                for (index, partition) in partitions.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{partition}");
+                }
+                out.push(']');
             }
         }
         let records = self.record_count();
         if records > 0 || !self.records.is_empty() {
             let _ = write!(out, " {records} records {} B", self.record_bytes());
         }
-        if !self.errors.is_empty() {
-            let _ = write!(out, " {}", self.error_names().join(","));
+        for (index, code) in self.errors.iter().enumerate() {
+            out.push(if index == 0 { ' ' } else { ',' });
+            let _ = write!(out, "{}", ErrorName(*code));
         }
-        out.trim_start().to_owned()
+        // Nothing before the records or errors leaves a leading space.
+        let lead = out[start..].len() - out[start..].trim_start().len();
+        out.drain(start..start + lead);
     }
 }
 
-fn topic_of(tree: &Struct) -> Option<String> {
+fn topic_of(tree: &Struct) -> Option<Cow<'_, str>> {
     // A topic struct holds its name (or id) next to an array of partitions;
     // requiring the array keeps other `name` fields (groups, configs) out.
+    // (The cheap test first: this runs for every struct of every tree.)
     let has_partitions = tree
         .fields
         .iter()
-        .any(|field| field.name.contains("partition") && matches!(field.value, Value::Array(_)));
+        .any(|field| matches!(field.value, Value::Array(_)) && field.name.contains("partition"));
     if !has_partitions {
         return None;
     }
     TOPIC_FIELDS.iter().find_map(|name| match tree.get(name)? {
-        Value::String(text) => Some(text.clone()),
-        Value::Uuid(uuid) => Some(crate::value::uuid_to_base64(uuid)),
+        Value::String(text) => Some(Cow::Borrowed(text.as_str())),
+        Value::Uuid(uuid) => Some(Cow::Owned(crate::value::uuid_to_base64(uuid))),
         _ => None,
     })
 }
@@ -253,8 +294,19 @@ fn is_error_field(name: &str) -> bool {
 }
 
 pub fn error_name(code: i16) -> String {
-    match schema::error(code) {
-        Some(error) => error.name.to_owned(),
-        None => format!("ERROR({code})"),
+    ErrorName(code).to_string()
+}
+
+/// Displays as `UNKNOWN_TOPIC_OR_PARTITION`, or `ERROR(123)` for an unknown
+/// code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ErrorName(pub i16);
+
+impl std::fmt::Display for ErrorName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match schema::error(self.0) {
+            Some(error) => f.write_str(error.name),
+            None => write!(f, "ERROR({})", self.0),
+        }
     }
 }

@@ -65,6 +65,9 @@
 //! Matching is cheap: the exchange summary (topics, errors, records) is only
 //! computed when the expression needs it, at most once per exchange, and a
 //! caller that already has it can pass it to [`Filter::matches_with`].
+//! Evaluation asks its questions through [`Subject`], so a caller that keeps
+//! a compact copy of each exchange (the TUI's index) filters without
+//! decoding anything: [`Filter::matches_subject`].
 
 use std::cell::OnceCell;
 use std::fmt;
@@ -186,6 +189,14 @@ impl Filter {
             lazy: OnceCell::new(),
         };
         root.eval(&context)
+    }
+
+    /// Whether something that answers the filter's questions passes it.
+    pub fn matches_subject(&self, subject: &dyn Subject) -> bool {
+        match &self.root {
+            None => true,
+            Some(root) => root.eval(subject),
+        }
     }
 
     /// Whether matching looks at topics, partitions, errors or records,
@@ -732,22 +743,20 @@ impl StateValue {
         })
     }
 
-    fn holds(self, exchange: &Exchange) -> bool {
+    fn holds(self, subject: &dyn Subject) -> bool {
+        let state = subject.state();
         match self {
-            StateValue::Complete => exchange.state == ExchangeState::Complete,
-            StateValue::NoResponse => exchange.state == ExchangeState::NoResponseExpected,
-            StateValue::ResponseMissing => exchange.state == ExchangeState::ResponseMissing,
-            StateValue::RequestMissing => exchange.state == ExchangeState::RequestMissing,
+            StateValue::Complete => state == ExchangeState::Complete,
+            StateValue::NoResponse => state == ExchangeState::NoResponseExpected,
+            StateValue::ResponseMissing => state == ExchangeState::ResponseMissing,
+            StateValue::RequestMissing => state == ExchangeState::RequestMissing,
             StateValue::Missing => matches!(
-                exchange.state,
+                state,
                 ExchangeState::ResponseMissing | ExchangeState::RequestMissing
             ),
-            StateValue::Inferred => exchange.inferred,
-            StateValue::Undecodable => [&exchange.request, &exchange.response]
-                .into_iter()
-                .flatten()
-                .any(|message| message.frame.error.is_some()),
-            StateValue::Lost => exchange.lost,
+            StateValue::Inferred => subject.inferred(),
+            StateValue::Undecodable => subject.undecodable(),
+            StateValue::Lost => subject.lost(),
         }
     }
 }
@@ -893,6 +902,93 @@ impl Context<'_> {
     }
 }
 
+/// What a filter asks of an exchange. [`Exchange`] answers from its trees
+/// (through `Context`, which computes the summary at most once); the TUI
+/// answers from its compact index. Every answer must agree with what the
+/// `Exchange` would say.
+pub trait Subject {
+    fn api_key(&self) -> i16;
+    fn api_version(&self) -> i16;
+    fn correlation_id(&self) -> i32;
+    fn client_id(&self) -> Option<&str>;
+    /// The connection's index in the capture.
+    fn connection(&self) -> u32;
+    fn client(&self) -> SocketAddr;
+    fn broker(&self) -> SocketAddr;
+    fn latency_ns(&self) -> Option<i64>;
+    /// Request plus response bytes.
+    fn size(&self) -> u64;
+    fn state(&self) -> ExchangeState;
+    fn inferred(&self) -> bool;
+    fn lost(&self) -> bool;
+    /// A side of the exchange did not decode.
+    fn undecodable(&self) -> bool;
+    /// Whether `test` holds for one of the topics (with its partitions).
+    fn any_topic(&self, test: &mut dyn FnMut(&str, &[i32]) -> bool) -> bool;
+    /// The non-zero error codes, each once.
+    fn error_codes(&self) -> &[i16];
+    fn record_count(&self) -> u64;
+}
+
+impl Subject for Context<'_> {
+    fn api_key(&self) -> i16 {
+        self.exchange.api_key
+    }
+    fn api_version(&self) -> i16 {
+        self.exchange.api_version
+    }
+    fn correlation_id(&self) -> i32 {
+        self.exchange.correlation_id
+    }
+    fn client_id(&self) -> Option<&str> {
+        self.exchange.client_id()
+    }
+    fn connection(&self) -> u32 {
+        self.exchange.connection
+    }
+    fn client(&self) -> SocketAddr {
+        self.exchange.client
+    }
+    fn broker(&self) -> SocketAddr {
+        self.exchange.broker
+    }
+    fn latency_ns(&self) -> Option<i64> {
+        self.exchange.latency_ns()
+    }
+    fn size(&self) -> u64 {
+        let size =
+            self.exchange.request_size().unwrap_or(0) + self.exchange.response_size().unwrap_or(0);
+        u64::try_from(size).unwrap_or(u64::MAX)
+    }
+    fn state(&self) -> ExchangeState {
+        self.exchange.state
+    }
+    fn inferred(&self) -> bool {
+        self.exchange.inferred
+    }
+    fn lost(&self) -> bool {
+        self.exchange.lost
+    }
+    fn undecodable(&self) -> bool {
+        [&self.exchange.request, &self.exchange.response]
+            .into_iter()
+            .flatten()
+            .any(|message| message.frame.error.is_some())
+    }
+    fn any_topic(&self, test: &mut dyn FnMut(&str, &[i32]) -> bool) -> bool {
+        self.summary()
+            .topics
+            .iter()
+            .any(|(topic, partitions)| test(topic, partitions))
+    }
+    fn error_codes(&self) -> &[i16] {
+        &self.summary().errors
+    }
+    fn record_count(&self) -> u64 {
+        self.summary().record_count()
+    }
+}
+
 impl Node {
     fn needs_summary(&self) -> bool {
         match self {
@@ -904,7 +1000,7 @@ impl Node {
         }
     }
 
-    fn eval(&self, context: &Context<'_>) -> bool {
+    fn eval(&self, context: &dyn Subject) -> bool {
         match self {
             Node::Or(left, right) => left.eval(context) || right.eval(context),
             Node::And(left, right) => left.eval(context) && right.eval(context),
@@ -915,72 +1011,68 @@ impl Node {
 }
 
 impl Test {
-    fn eval(&self, context: &Context<'_>) -> bool {
+    fn eval(&self, context: &dyn Subject) -> bool {
         let (op, negate) = self.op.positive();
         self.eval_positive(op, context) != negate
     }
 
-    fn eval_positive(&self, op: Op, context: &Context<'_>) -> bool {
-        let exchange = context.exchange;
+    fn eval_positive(&self, op: Op, subject: &dyn Subject) -> bool {
         match (&self.value, self.field) {
             (Value::Pattern(pattern), field) => match field {
-                Field::Api => pattern.matches(&exchange.api_name()),
-                Field::Topic => context
-                    .summary()
-                    .topics
-                    .keys()
-                    .any(|topic| pattern.matches(topic)),
-                Field::Client => pattern.matches(exchange.client_id().unwrap_or("")),
-                Field::Error => context
-                    .summary()
-                    .errors
+                Field::Api => match schema::api(subject.api_key()) {
+                    Some(api) => pattern.matches(api.name),
+                    None => pattern.matches(&crate::frame::api_name(subject.api_key())),
+                },
+                Field::Topic => subject.any_topic(&mut |topic, _| pattern.matches(topic)),
+                Field::Client => pattern.matches(subject.client_id().unwrap_or("")),
+                Field::Error => subject
+                    .error_codes()
                     .iter()
                     .any(|code| pattern.matches(&error_name(*code))),
-                Field::Conn => pattern.matches(&format!("{} {}", exchange.client, exchange.broker)),
+                Field::Conn => {
+                    pattern.matches(&format!("{} {}", subject.client(), subject.broker()))
+                }
                 _ => false,
             },
-            (Value::Int(number), Field::Api) => op.compare(i64::from(exchange.api_key), *number),
+            (Value::Int(number), Field::Api) => op.compare(i64::from(subject.api_key()), *number),
             (Value::Int(number), Field::Version) => {
-                op.compare(i64::from(exchange.api_version), *number)
+                op.compare(i64::from(subject.api_version()), *number)
             }
             (Value::Int(number), Field::Correlation) => {
-                op.compare(i64::from(exchange.correlation_id), *number)
+                op.compare(i64::from(subject.correlation_id()), *number)
             }
-            (Value::Int(number), Field::Partition) => context
-                .summary()
-                .topics
-                .values()
-                .flatten()
-                .any(|partition| op.compare(i64::from(*partition), *number)),
+            (Value::Int(number), Field::Partition) => subject.any_topic(&mut |_, partitions| {
+                partitions
+                    .iter()
+                    .any(|partition| op.compare(i64::from(*partition), *number))
+            }),
             (Value::Int(number), Field::Records) => {
-                let count = i64::try_from(context.summary().record_count()).unwrap_or(i64::MAX);
+                let count = i64::try_from(subject.record_count()).unwrap_or(i64::MAX);
                 op.compare(count, *number)
             }
-            (Value::Int(number), Field::Latency) => exchange
+            (Value::Int(number), Field::Latency) => subject
                 .latency_ns()
                 .is_some_and(|latency| op.compare(latency, *number)),
             (Value::Int(number), Field::Size) => {
-                let size =
-                    exchange.request_size().unwrap_or(0) + exchange.response_size().unwrap_or(0);
-                op.compare(i64::try_from(size).unwrap_or(i64::MAX), *number)
+                op.compare(i64::try_from(subject.size()).unwrap_or(i64::MAX), *number)
             }
-            (Value::Int(0), Field::Error) => context.summary().errors.is_empty(),
-            (Value::Int(number), Field::Error) => context
-                .summary()
-                .errors
+            (Value::Int(0), Field::Error) => subject.error_codes().is_empty(),
+            (Value::Int(number), Field::Error) => subject
+                .error_codes()
                 .iter()
                 .any(|code| i64::from(*code) == *number),
-            (Value::Text(text), Field::Topic) => context.summary().topics.contains_key(text),
-            (Value::Text(text), Field::Client) => exchange.client_id().unwrap_or("") == text,
-            (Value::Conn(conn), _) => match *conn {
-                ConnValue::Index(index) => op.compare(i64::from(exchange.connection), index),
-                ConnValue::Addr(addr) => exchange.client == addr || exchange.broker == addr,
-                ConnValue::Ip(ip) => exchange.client.ip() == ip || exchange.broker.ip() == ip,
-                ConnValue::Port(port) => {
-                    exchange.client.port() == port || exchange.broker.port() == port
+            (Value::Text(text), Field::Topic) => subject.any_topic(&mut |topic, _| topic == text),
+            (Value::Text(text), Field::Client) => subject.client_id().unwrap_or("") == text,
+            (Value::Conn(conn), _) => {
+                let (client, broker) = (subject.client(), subject.broker());
+                match *conn {
+                    ConnValue::Index(index) => op.compare(i64::from(subject.connection()), index),
+                    ConnValue::Addr(addr) => client == addr || broker == addr,
+                    ConnValue::Ip(ip) => client.ip() == ip || broker.ip() == ip,
+                    ConnValue::Port(port) => client.port() == port || broker.port() == port,
                 }
-            },
-            (Value::State(state), _) => state.holds(exchange),
+            }
+            (Value::State(state), _) => state.holds(subject),
             // Field::value only builds the pairs handled above.
             _ => false,
         }

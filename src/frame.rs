@@ -73,6 +73,11 @@ pub struct DecodedFrame {
     pub body: Option<Struct>,
     /// The body bytes, kept whole for hex views and for bodies not decoded.
     pub body_bytes: Bytes,
+    /// The frame as it was decoded, length prefix included: a view of the
+    /// same buffer as `body_bytes`, so it costs no copy. The TUI keeps it
+    /// instead of the trees and decodes again on demand. Where secrets are
+    /// hidden and `body_bytes` is dropped, only the header's bytes remain.
+    pub raw: Bytes,
     /// Bytes after a complete body (a violation), kept for re-encoding.
     pub trailing: Bytes,
     pub size: usize,
@@ -115,9 +120,20 @@ impl DecodedFrame {
 }
 
 pub fn api_name(api_key: i16) -> String {
-    match schema::api(api_key) {
-        Some(api) => api.name.to_owned(),
-        None => format!("ApiKey({api_key})"),
+    ApiName(api_key).to_string()
+}
+
+/// Displays as `Produce`, or `ApiKey(123)` for an unknown key: for writers
+/// that should not allocate a `String` per frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiName(pub i16);
+
+impl std::fmt::Display for ApiName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match schema::api(self.0) {
+            Some(api) => f.pad(api.name),
+            None => f.pad(&format!("ApiKey({})", self.0)),
+        }
     }
 }
 
@@ -219,6 +235,7 @@ fn decode_frame(
         body: None,
         body_bytes: Bytes::new(),
         trailing: Bytes::new(),
+        raw: frame.clone(),
         size,
         error: None,
         violations: Vec::new(),
@@ -282,13 +299,17 @@ fn decode_frame(
             }
         }
     }
-    let context = decoded.context();
-    decoded.error = errors
-        .into_iter()
-        .next()
-        .map(|error| error.in_context(context.clone()));
-    for violation in &mut decoded.violations {
-        violation.context = context.clone();
+    // The context is only written where a problem needs it: most frames
+    // have none, and formatting it for each would cost more than decoding
+    // a small frame.
+    if let Some(error) = errors.into_iter().next() {
+        decoded.error = Some(error.in_context(decoded.context()));
+    }
+    if !decoded.violations.is_empty() {
+        let context = decoded.context();
+        for violation in &mut decoded.violations {
+            violation.context = context.clone();
+        }
     }
     decoded
 }

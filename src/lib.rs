@@ -23,3 +23,4 @@ pub mod filter;
 pub mod stats;
 pub mod client;
 pub mod conform;
+pub mod tui;

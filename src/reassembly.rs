@@ -15,6 +15,7 @@
 //! and the number of tracked connections is capped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -599,14 +600,36 @@ impl Conn {
     }
 }
 
-/// A connection's identity regardless of direction.
-type FlowKey = (SocketAddr, SocketAddr);
+/// A connection's identity regardless of direction: its two addresses,
+/// the lower first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+/// Every segment hashes its key: where both addresses are IPv4 they go in
+/// as one word, which costs a third of hashing each part apart.
+impl Hash for FlowKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match (self.0, self.1) {
+            (SocketAddr::V4(a), SocketAddr::V4(b)) => {
+                let packed = (u128::from(a.ip().to_bits()) << 96)
+                    | (u128::from(a.port()) << 80)
+                    | (u128::from(b.ip().to_bits()) << 48)
+                    | (u128::from(b.port()) << 32);
+                state.write_u128(packed);
+            }
+            (a, b) => {
+                a.hash(state);
+                b.hash(state);
+            }
+        }
+    }
+}
 
 fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
     if a <= b {
-        (a, b)
+        FlowKey(a, b)
     } else {
-        (b, a)
+        FlowKey(b, a)
     }
 }
 
@@ -664,10 +687,14 @@ impl Reassembler {
         self.clock = self.clock.saturating_add(1);
         let key = flow_key(segment.src, segment.dst);
 
-        let reopened = self
-            .conns
-            .get(&key)
-            .is_some_and(|conn| is_new_incarnation(conn, &segment));
+        // Only a SYN without ACK can start a new incarnation; other segments
+        // of a known connection (nearly all) skip the lookups below.
+        let fresh_syn = segment.syn && segment.ack.is_none();
+        let reopened = fresh_syn
+            && self
+                .conns
+                .get(&key)
+                .is_some_and(|conn| is_new_incarnation(conn, &segment));
         if reopened {
             // A fresh SYN with another ISN: the port pair was reused after a
             // close the capture did not show (RFC 9293 section 3.5).
@@ -735,6 +762,16 @@ impl Reassembler {
                 receiver.start(ack);
             }
         }
+        // The acknowledgment first: it covers bytes of the other direction
+        // that were sent before this segment's payload (the sender had
+        // received them), so the out-of-order bytes (or the gap) it
+        // releases must come out before the payload. Otherwise a request
+        // completed behind a hole would follow its own response.
+        if let Some(ack) = segment.ack {
+            e.side = side.other();
+            receiver.note_peer_ack(ack, &mut e);
+            e.side = side;
+        }
         let seq = if segment.syn {
             segment.seq.wrapping_add(1)
         } else {
@@ -753,11 +790,6 @@ impl Reassembler {
             &mut e,
             &self.limits,
         );
-        if let Some(ack) = segment.ack {
-            e.side = side.other();
-            receiver.note_peer_ack(ack, &mut e);
-            e.side = side;
-        }
 
         let both_fins_seen = sender.fin_at.is_some() && receiver.fin_at.is_some();
         if both_fins_seen && !(sender.fin_done && receiver.fin_done) {
@@ -1216,6 +1248,29 @@ mod tests {
         assert_eq!((counters.gaps, counters.gap_bytes), (1, 4));
         // The lost segment's late retransmission is not delivered again.
         assert!(run(&mut r, vec![client(1005, b"bbbb")]).is_empty());
+    }
+
+    #[test]
+    fn test_peer_ack_releases_bytes_before_the_segments_own_payload() {
+        // The server's answer acknowledges the whole request, hole
+        // included: the request's bytes (gap, then the buffered tail) come
+        // out before the answer that the acknowledged bytes caused.
+        let mut r = reassembler();
+        let mut segments = handshake(1000, 5000);
+        segments.extend([
+            client(1001, b"aaaa"),
+            client(1009, b"cccc"),
+            seg(false, 5001, Some(1013), "", b"answer"),
+        ]);
+        assert_eq!(
+            run(&mut r, segments)[1..],
+            [
+                "0 I data \"aaaa\"",
+                "0 I gap 4",
+                "0 I data \"cccc\"",
+                "0 R data \"answer\""
+            ]
+        );
     }
 
     #[test]

@@ -30,17 +30,22 @@
 //! frame of `max_frame` bytes is buffered, all directions together at most
 //! `max_buffered` (a frame that does not fit is skipped, its header kept),
 //! outstanding requests are capped per connection, and exchanges are handed
-//! out as soon as they complete.
+//! out as soon as they complete. Nothing is copied that need not be: a frame
+//! that lies within one segment is a view of the capture's own buffer, and
+//! only a frame spanning segments is joined, into room reserved for all of
+//! it, each byte copied once.
 
 use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
 use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
-use crate::codec::{DecodeErrorKind, DecodeOptions};
+use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
 use crate::exchange::{Exchange, ExchangeState, Message};
 use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
 use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
@@ -98,6 +103,9 @@ const VERSION_SLACK: i16 = 4;
 const API_KEY_SLACK: i16 = 32;
 /// Client ids longer than this are implausible.
 const MAX_CLIENT_ID: i16 = 4096;
+/// The most room reserved ahead for a frame being joined; a larger frame
+/// grows as its bytes arrive.
+const MAX_RESERVE: usize = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct AnalyzerOptions {
@@ -193,6 +201,18 @@ pub struct CaptureReport {
     /// A read error that ended the file early (typically a truncated last
     /// record); what came before it was analysed.
     pub read_error: Option<String>,
+    /// Capture time of the first packet, which relative times count from.
+    pub first_ts_ns: Option<i64>,
+}
+
+/// How far a read has come; see [`read_capture_with`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadProgress {
+    pub packets: u64,
+    /// Captured bytes so far (record lengths as stored).
+    pub bytes: u64,
+    /// Capture time of the first packet.
+    pub first_ts_ns: Option<i64>,
 }
 
 /// Reads a whole capture file: every exchange goes to `on_exchange` as soon
@@ -202,18 +222,40 @@ pub fn read_capture(
     options: AnalyzerOptions,
     mut on_exchange: impl FnMut(Exchange),
 ) -> Result<CaptureReport, CaptureError> {
+    read_capture_with(
+        path,
+        options,
+        |_| {},
+        |exchange, _| {
+            on_exchange(exchange);
+            ControlFlow::Continue(())
+        },
+    )
+}
+
+/// [`read_capture`] with a progress callback, called after each packet, and
+/// the progress (with the first packet's time) handed along with each
+/// exchange. `on_exchange` may stop the read (a closed pipe, say): the
+/// report then covers the packets read so far.
+pub fn read_capture_with(
+    path: &Path,
+    options: AnalyzerOptions,
+    mut on_progress: impl FnMut(&ReadProgress),
+    mut on_exchange: impl FnMut(Exchange, &ReadProgress) -> ControlFlow<()>,
+) -> Result<CaptureReport, CaptureError> {
     let mut reader = CaptureReader::open(path)?;
     let link_type = reader.link_type();
     let mut analyzer = Analyzer::new(options);
     let mut out = Vec::new();
-    let mut packets = 0u64;
-    let mut bytes = 0u64;
+    let mut progress = ReadProgress::default();
     let mut read_error = None;
+    let mut stopped = false;
     while let Some(next) = reader.next_packet() {
         match next {
             Ok(packet) => {
-                packets += 1;
-                bytes += u64::from(packet.caplen);
+                progress.packets += 1;
+                progress.bytes += u64::from(packet.caplen);
+                progress.first_ts_ns.get_or_insert(packet.ts_ns);
                 match parse_tcp(link_type, &packet) {
                     Ok(segment) => analyzer.push_segment(segment, &mut out),
                     Err(_) if packet.caplen < packet.origlen => analyzer.note_truncated(),
@@ -228,18 +270,34 @@ pub fn read_capture(
             }
             Err(error) => return Err(error),
         }
-        out.drain(..).for_each(&mut on_exchange);
+        on_progress(&progress);
+        for exchange in out.drain(..) {
+            if on_exchange(exchange, &progress).is_break() {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
+            break;
+        }
     }
-    analyzer.finish(&mut out);
-    out.drain(..).for_each(&mut on_exchange);
+    if !stopped {
+        analyzer.finish(&mut out);
+        for exchange in out.drain(..) {
+            if on_exchange(exchange, &progress).is_break() {
+                break;
+            }
+        }
+    }
     Ok(CaptureReport {
-        packets,
-        bytes,
+        packets: progress.packets,
+        bytes: progress.bytes,
         losses: analyzer.losses(),
         connections: analyzer.connections(),
         connections_omitted: analyzer.connections_omitted(),
         link_type,
         read_error,
+        first_ts_ns: progress.first_ts_ns,
     })
 }
 
@@ -247,7 +305,7 @@ pub fn read_capture(
 pub struct Analyzer {
     reassembler: Reassembler,
     shared: Shared,
-    conns: HashMap<u32, Conn>,
+    conns: HashMap<u32, Conn, BuildHasherDefault<IndexHasher>>,
     closed: Vec<ConnectionSummary>,
     omitted: u64,
     events: Vec<StreamEvent>,
@@ -280,7 +338,7 @@ impl Shared {
 impl Analyzer {
     pub fn new(options: AnalyzerOptions) -> Analyzer {
         let probe = DecodeOptions {
-            decode_records: false,
+            records: RecordsMode::Raw,
             ..options.decode.clone()
         };
         Analyzer {
@@ -292,7 +350,7 @@ impl Analyzer {
                 next_id: 0,
                 buffered: 0,
             },
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             closed: Vec::new(),
             omitted: 0,
             events: Vec::new(),
@@ -306,23 +364,6 @@ impl Analyzer {
             self.shared.losses.packets_truncated += 1;
         }
         let mut events = std::mem::take(&mut self.events);
-        if self.reassembler.buffered_bytes() > 0
-            && segment.ack.is_some()
-            && !segment.payload.is_empty()
-            && !(segment.syn || segment.fin || segment.rst)
-        {
-            // A segment's acknowledgment is older than its payload: the
-            // peer's bytes it covers were sent first. Out-of-order bytes (or
-            // a gap) it releases go before the payload, so that a request
-            // completed behind a hole precedes its response.
-            let ack_only = TcpSegment {
-                payload: Bytes::new(),
-                wire_len: 0,
-                snapped: false,
-                ..segment.clone()
-            };
-            self.reassembler.push(ack_only, &mut events);
-        }
         self.reassembler.push(segment, &mut events);
         for event in events.drain(..) {
             self.on_event(event, out);
@@ -430,6 +471,32 @@ impl Analyzer {
     }
 }
 
+/// Hashes the reassembler's connection indexes, which it hands out in
+/// sequence (the traffic does not choose them): a multiplication spreads
+/// them, where the default hasher would cost more than the lookup.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Whether a side sends requests or responses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -482,10 +549,77 @@ struct Partial {
     packets: Vec<u64>,
 }
 
+/// The bytes of a direction not cut into frames yet. Bytes that arrive
+/// while nothing is held are kept as a view of their packet, so a frame that
+/// lies within one segment is cut from the capture's own buffer without a
+/// copy; only bytes that must join others (a frame spanning segments) are
+/// copied, into `joined`.
+#[derive(Debug, Default)]
+struct StreamBuf {
+    /// A view of one packet's bytes; empty while `joined` is in use.
+    view: Bytes,
+    /// Bytes gathered from several packets; empty while `view` is in use.
+    joined: BytesMut,
+}
+
+impl std::ops::Deref for StreamBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        if self.view.is_empty() {
+            &self.joined
+        } else {
+            &self.view
+        }
+    }
+}
+
+impl StreamBuf {
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        if self.is_empty() {
+            self.view = data;
+            return;
+        }
+        self.join(data.len());
+        self.joined.extend_from_slice(&data);
+    }
+
+    /// Moves the view into `joined` with room for `more` bytes after it.
+    fn join(&mut self, more: usize) {
+        let view = std::mem::take(&mut self.view);
+        self.joined.reserve(view.len() + more);
+        self.joined.extend_from_slice(&view);
+    }
+
+    /// Makes room for the `more` bytes a frame still needs, so that joining
+    /// a large frame copies each byte once instead of regrowing.
+    fn expect(&mut self, more: usize) {
+        let more = more.min(MAX_RESERVE);
+        if self.view.is_empty() {
+            self.joined.reserve(more);
+        } else {
+            self.join(more);
+        }
+    }
+
+    /// Takes the first `count` bytes (at most all of them).
+    fn take(&mut self, count: usize) -> Bytes {
+        let count = count.min(self.len());
+        if self.view.is_empty() {
+            self.joined.split_to(count).freeze()
+        } else {
+            self.view.split_to(count)
+        }
+    }
+}
+
 /// One direction of a connection.
 #[derive(Debug)]
 struct Stream {
-    buf: BytesMut,
+    buf: StreamBuf,
     /// Stream offset of `buf[0]`.
     base: u64,
     chunks: VecDeque<Chunk>,
@@ -512,7 +646,7 @@ struct Stream {
 impl Stream {
     fn new(from_start: bool) -> Stream {
         Stream {
-            buf: BytesMut::new(),
+            buf: StreamBuf::default(),
             base: 0,
             chunks: VecDeque::new(),
             mode: Mode::Hunting,
@@ -531,9 +665,9 @@ impl Stream {
         self.base + self.buf.len() as u64
     }
 
-    fn append(&mut self, data: &[u8], ts_ns: i64, packet: u64, buffered: &mut usize) {
-        self.buf.extend_from_slice(data);
+    fn append(&mut self, data: Bytes, ts_ns: i64, packet: u64, buffered: &mut usize) {
         *buffered += data.len();
+        self.buf.push(data);
         let end = self.end();
         match self.chunks.back_mut() {
             Some(last) if last.packet == packet => last.end = end,
@@ -541,10 +675,22 @@ impl Stream {
         }
     }
 
+    /// The bytes still missing from a frame being joined from several
+    /// segments, when its length is known.
+    fn joining(&self, max_frame: usize) -> Option<usize> {
+        if !matches!(self.mode, Mode::Synced) || self.buf.joined.is_empty() {
+            return None;
+        }
+        match frame::next_frame(&self.buf, max_frame) {
+            Deframe::NeedMore(more) if self.buf.len() >= LENGTH_PREFIX => Some(more),
+            _ => None,
+        }
+    }
+
     /// Drops `count` bytes from the front of `buf`.
     fn discard(&mut self, count: usize, buffered: &mut usize) {
         let count = count.min(self.buf.len());
-        let _ = self.buf.split_to(count);
+        let _ = self.buf.take(count);
         *buffered -= count;
         self.base += count as u64;
         self.scanned = self.scanned.saturating_sub(count);
@@ -597,7 +743,7 @@ impl Stream {
     /// Takes the first `len` bytes of `buf` as a frame.
     fn cut(&mut self, len: usize, buffered: &mut usize) -> Cut {
         let (ts_ns, packets) = self.origin(len);
-        let bytes = self.buf.split_to(len).freeze();
+        let bytes = self.buf.take(len);
         *buffered -= len;
         self.base += len as u64;
         self.forget_chunks();
@@ -619,11 +765,11 @@ impl Stream {
     ) -> Option<Partial> {
         let have = self.buf.len();
         let (ts_ns, packets) = self.origin(have);
-        let mut prefix = self.buf.split_to(have);
+        let taken = self.buf.take(have);
         *buffered -= have;
         self.base += have as u64;
         self.forget_chunks();
-        prefix.truncate(keep);
+        let prefix = BytesMut::from(taken.get(..keep).unwrap_or(&taken[..]));
         let remaining = total.saturating_sub(have as u64);
         let partial = Partial {
             keep,
@@ -810,18 +956,39 @@ impl Conn {
         shared: &mut Shared,
         out: &mut Vec<Exchange>,
     ) {
+        self.streams[index(side)].bytes += bytes.len() as u64;
+        let mut data = bytes;
+        while !data.is_empty() {
+            data = self.take_data(side, data, ts_ns, packet, shared, out);
+        }
+    }
+
+    /// Takes what the stream's state wants of `data` now, and returns the
+    /// rest: the bytes after a skipped frame's end, or after the end of a
+    /// frame being joined (so that the frames after it in the segment are
+    /// cut from the segment itself, not copied).
+    fn take_data(
+        &mut self,
+        side: Side,
+        mut data: Bytes,
+        ts_ns: i64,
+        packet: u64,
+        shared: &mut Shared,
+        out: &mut Vec<Exchange>,
+    ) -> Bytes {
+        let kafka = self.kind == ConnectionKind::Kafka;
+        let max_frame = shared.options.max_frame;
         let stream = &mut self.streams[index(side)];
-        stream.bytes += bytes.len() as u64;
-        let mut data = &bytes[..];
         match &mut stream.mode {
-            Mode::Ignore => return,
+            Mode::Ignore => return Bytes::new(),
             Mode::Skipping(partial) => {
                 let take = usize::try_from(partial.remaining)
                     .unwrap_or(usize::MAX)
                     .min(data.len());
+                let skipped = data.split_to(take);
                 if !partial.lost {
                     let room = partial.keep.saturating_sub(partial.prefix.len()).min(take);
-                    partial.prefix.extend_from_slice(&data[..room]);
+                    partial.prefix.extend_from_slice(&skipped[..room]);
                     partial.missing -= room as u64;
                 }
                 partial.remaining -= take as u64;
@@ -829,7 +996,6 @@ impl Conn {
                     partial.packets.push(packet);
                 }
                 stream.base += take as u64;
-                data = &data[take..];
                 if partial.remaining == 0 {
                     let was_lost = partial.lost;
                     let Mode::Skipping(partial) = std::mem::replace(&mut stream.mode, Mode::Synced)
@@ -839,20 +1005,22 @@ impl Conn {
                     stream.verify_next = was_lost;
                     self.finish_partial(side, *partial, shared, out);
                 }
+                return data;
             }
             Mode::Synced | Mode::Hunting => {}
         }
-        if data.is_empty() {
-            return;
-        }
-        let stream = &mut self.streams[index(side)];
-        stream.append(data, ts_ns, packet, &mut shared.buffered);
-        if self.kind == ConnectionKind::Kafka {
+        let head = match stream.joining(max_frame) {
+            Some(need) if kafka && need < data.len() => data.split_to(need),
+            _ => std::mem::take(&mut data),
+        };
+        stream.append(head, ts_ns, packet, &mut shared.buffered);
+        if kafka {
             self.pump(side, shared, out);
             self.release_unanswered(ts_ns, out);
         } else {
             self.identify(shared, out);
         }
+        data
     }
 
     fn on_gap(&mut self, side: Side, bytes: u64, shared: &mut Shared, out: &mut Vec<Exchange>) {
@@ -1256,6 +1424,7 @@ impl Conn {
                     // Holding `more` bytes must keep within the total bound;
                     // otherwise the frame is skipped.
                     if shared.buffered + more <= shared.options.max_buffered {
+                        stream.buf.expect(more);
                         return;
                     }
                     let total = (stream.buf.len() + more) as u64;
@@ -1862,6 +2031,11 @@ impl Conn {
             header: Struct::default(),
             body: None,
             body_bytes: if show { token } else { Bytes::new() },
+            raw: if show {
+                cut.bytes.clone()
+            } else {
+                Bytes::copy_from_slice(cut.bytes.get(..LENGTH_PREFIX).unwrap_or_default())
+            },
             size: cut.bytes.len(),
             error: None,
             violations: Vec::new(),
@@ -2021,20 +2195,24 @@ fn auth_bytes(body: &Struct) -> Option<&[u8]> {
     }
 }
 
-/// APIs whose bodies hold credentials (display::redact's fields): their raw
-/// body bytes are dropped too when secrets are hidden.
+/// APIs whose bodies hold credentials: the only ones with
+/// display::redact's fields (SaslAuthenticate, the delegation token APIs
+/// and AlterUserScramCredentials). Their raw body bytes are dropped too
+/// when secrets are hidden.
 const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
-    if show {
+    // Other APIs have no secret fields: their trees need no walk.
+    if show || !SECRET_APIS.contains(&decoded.api_key) {
         return;
     }
     if let Some(body) = &mut decoded.body {
         crate::display::redact(body);
     }
-    if SECRET_APIS.contains(&decoded.api_key) {
-        decoded.body_bytes = Bytes::new();
-    }
+    // The header stays (a copy: a view would keep the secret alive).
+    let header = decoded.raw.len().saturating_sub(decoded.body_bytes.len());
+    decoded.raw = Bytes::copy_from_slice(decoded.raw.get(..header).unwrap_or_default());
+    decoded.body_bytes = Bytes::new();
 }
 
 fn merge_packets(packets: &mut Vec<u64>, more: Vec<u64>) {

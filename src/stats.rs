@@ -562,12 +562,19 @@ fn latency_cells(histogram: &Histogram) -> Vec<String> {
 /// The text as is, or quoted when it is empty or holds blanks, commas,
 /// quotes or control characters.
 pub fn quote_if_needed(text: &str) -> String {
+    let mut out = String::new();
+    write_quoted_if_needed(&mut out, text);
+    out
+}
+
+/// Appends [`quote_if_needed`]'s text to `out`.
+pub fn write_quoted_if_needed(out: &mut String, text: &str) {
     if text.is_empty()
         || text.contains(|c: char| c.is_whitespace() || c.is_control() || c == ',' || c == '"')
     {
-        format!("{text:?}")
+        let _ = write!(out, "{text:?}");
     } else {
-        text.to_owned()
+        out.push_str(text);
     }
 }
 
@@ -590,31 +597,86 @@ pub fn state_name(state: ConnectionState) -> &'static str {
 /// A duration with at most three significant digits and a unit: `850ns`,
 /// `12.3us`, `1.2ms`, `17us`, `2.35s`.
 pub fn format_duration(ns: i64) -> String {
+    let mut out = String::new();
+    write_duration(&mut out, ns);
+    out
+}
+
+/// Appends [`format_duration`]'s text to `out`.
+pub fn write_duration(out: &mut String, ns: i64) {
     let magnitude = ns.unsigned_abs();
-    let (value, unit) = if magnitude < 1_000 {
-        return format!("{ns}ns");
-    } else if magnitude < 1_000_000 {
-        (ns as f64 / 1e3, "us")
+    if magnitude < 1_000 {
+        let _ = write!(out, "{ns}ns");
+        return;
+    }
+    let (scale, unit) = if magnitude < 1_000_000 {
+        (1_000, "us")
     } else if magnitude < 1_000_000_000 {
-        (ns as f64 / 1e6, "ms")
+        (1_000_000, "ms")
     } else {
-        (ns as f64 / 1e9, "s")
+        (1_000_000_000, "s")
     };
-    let abs = value.abs();
-    let digits = if abs >= 99.95 {
+    // Two decimals below 9.995 units, one below 99.95, none above; the
+    // thresholds in integers are exact (see `write_duration_float`).
+    let thousandths = u128::from(magnitude) * 1_000;
+    let digits = if thousandths >= 99_950 * u128::from(scale) {
         0
-    } else if abs >= 9.995 {
+    } else if thousandths >= 9_995 * u128::from(scale) {
         1
     } else {
         2
     };
-    let text = format!("{value:.digits$}");
-    let text = if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.')
-    } else {
-        &text
-    };
-    format!("{text}{unit}")
+    let start = out.len();
+    if !write_fixed(out, ns, scale, digits) {
+        write_duration_float(out, ns, scale, digits);
+    }
+    if out[start..].contains('.') {
+        let kept = out[start..]
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .len();
+        out.truncate(start + kept);
+    }
+    out.push_str(unit);
+}
+
+/// `ns / scale` with `digits` decimals, rounded, in integers: what the
+/// float formatting below writes, computed without it (a latency is written
+/// for every exchange). False where only the float path knows the answer:
+/// a value exactly halfway between two roundings (the float's binary
+/// approximation decides which way it goes), or one too large for the
+/// float to be accurate to a unit.
+fn write_fixed(out: &mut String, ns: i64, scale: u64, digits: usize) -> bool {
+    let magnitude = ns.unsigned_abs();
+    if magnitude >= 1 << 50 {
+        return false;
+    }
+    let unit = scale / 10u64.pow(digits as u32);
+    let (mut q, r) = (magnitude / unit, magnitude % unit);
+    if 2 * r == unit {
+        return false;
+    }
+    if 2 * r > unit {
+        q += 1;
+    }
+    if ns < 0 {
+        out.push('-');
+    }
+    let one = 10u64.pow(digits as u32);
+    let _ = write!(out, "{}", q / one);
+    if digits > 0 {
+        let _ = write!(out, ".{:0digits$}", q % one);
+    }
+    true
+}
+
+/// `ns / scale` formatted as a float with `digits` decimals. A threshold
+/// such as 99.95 units compares the same in integers: `ns / scale` and the
+/// threshold round to nearby floats monotonically, and the two can only be
+/// equal as floats if equal as numbers, which differ by at least 1/scale.
+fn write_duration_float(out: &mut String, ns: i64, scale: u64, digits: usize) {
+    let value = ns as f64 / scale as f64;
+    let _ = write!(out, "{value:.digits$}");
 }
 
 // ---------------------------------------------------------------------------
@@ -988,6 +1050,7 @@ mod tests {
             connections_omitted: 0,
             link_type: crate::capture::LinkType::Ethernet,
             read_error: None,
+            first_ts_ns: None,
         }
     }
 
@@ -1065,8 +1128,36 @@ mod tests {
     }
 
     #[test]
+    fn integer_durations_match_the_float_formatting() {
+        let mut samples: Vec<i64> = (0..2_000_000).collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push((x >> (x % 40)) as i64);
+        }
+        samples.extend([9_995, 99_950, 9_995_000, 99_950_000, 9_994_999, 99_949_999]);
+        for ns in samples.iter().flat_map(|ns| [*ns, -*ns]) {
+            let magnitude = ns.unsigned_abs();
+            for (scale, digits) in [(1_000, 0), (1_000, 1), (1_000, 2), (1_000_000, 2)] {
+                if magnitude < scale || magnitude >= 1 << 50 {
+                    continue;
+                }
+                let (mut fixed, mut float) = (String::new(), String::new());
+                if write_fixed(&mut fixed, ns, scale, digits) {
+                    write_duration_float(&mut float, ns, scale, digits);
+                    assert_eq!(fixed, float, "{ns} ns / {scale}, {digits} digits");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn durations_read_well() {
         assert_eq!(format_duration(850), "850ns");
+        assert_eq!(format_duration(-12_345), "-12.3us");
+        assert_eq!(format_duration(1_005), "1us");
         assert_eq!(format_duration(12_345), "12.3us");
         assert_eq!(format_duration(1_200_000), "1.2ms");
         assert_eq!(format_duration(17_000), "17us");

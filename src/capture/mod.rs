@@ -9,6 +9,7 @@
 //! across packets.
 
 pub mod link;
+pub mod live;
 pub mod writer;
 
 #[cfg(test)]

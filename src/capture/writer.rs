@@ -80,6 +80,15 @@ impl PcapWriter {
         self.put(data)
     }
 
+    /// Pushes buffered records to the file, so that a reader of the file
+    /// while it grows (the TUI's export during a live capture) sees them.
+    pub fn flush(&mut self) -> Result<(), CaptureError> {
+        self.out.flush().map_err(|source| CaptureError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
     /// Flushes and closes the file.
     pub fn finish(mut self) -> Result<(), CaptureError> {
         let path = self.path.clone();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use bytes::Bytes;
-use kwire::codec::DecodeOptions;
+use kwire::codec::{DecodeOptions, RecordsMode};
 use kwire::display;
 use kwire::frame::{self, DecodedFrame};
 use kwire::frames_file;
@@ -45,7 +45,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = DecodeOptions {
-        decode_records: !args.no_records,
+        records: if args.no_records {
+            RecordsMode::Raw
+        } else {
+            RecordsMode::Full
+        },
         limits: Limits {
             max_decompressed: args.max_decompressed,
         },

@@ -2,7 +2,9 @@
 
 mod conform;
 mod decode;
+mod live;
 mod read;
+mod tui;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,10 @@ enum Command {
     Conform(conform::Args),
     /// Analyse a capture file: one line per request/response exchange.
     Read(read::Args),
+    /// Browse a capture file's exchanges in a terminal UI.
+    Tui(tui::Args),
+    /// Sniff Kafka live from a network interface (TUI, or NDJSON with --json).
+    Live(live::Args),
 }
 
 pub fn run() -> anyhow::Result<ExitCode> {
@@ -32,5 +38,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Decode(args) => decode::run(args),
         Command::Conform(args) => conform::run(args),
         Command::Read(args) => read::run(args),
+        Command::Tui(args) => tui::run(args),
+        Command::Live(args) => live::run(args),
     }
 }

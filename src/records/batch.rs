@@ -36,14 +36,15 @@ const MAX_RESERVE: usize = 1 << 16;
 /// Record errors kept per batch before the rest are only counted.
 const MAX_RECORD_ERRORS: usize = 10;
 
-/// Decodes the magic 2 entry at `raw[start..end]` (already framed).
-pub fn decode(raw: &Bytes, start: usize, end: usize, index: usize, budget: &mut Budget) -> Batch {
+/// Reads the header of the magic 2 entry at `raw[start..end]` (already
+/// framed) and checks its CRC; false when the header cannot be read.
+fn read_checked(raw: &Bytes, start: usize, end: usize, index: usize) -> (Batch, bool) {
     let mut b = Batch::empty(start, end - start);
     let mut c = Cursor::window(raw, start, end);
     if let Err(e) = read_header(&mut c, &mut b) {
         // Framing guarantees the header fits, so this is only defensive.
         b.error(index, e);
-        return b;
+        return (b, false);
     }
     let covered = raw.get(start + CRC_START..end).unwrap_or_default();
     b.crc_computed = crc32c::crc32c(covered);
@@ -54,6 +55,27 @@ pub fn decode(raw: &Bytes, start: usize, end: usize, index: usize, budget: &mut 
             b.crc, b.crc_computed
         );
         b.error(index, what);
+    }
+    (b, true)
+}
+
+/// The header and CRC check of the magic 2 entry at `raw[start..end]`,
+/// its records left alone (see `RecordSet::decode_headers_within`).
+pub fn decode_header(raw: &Bytes, start: usize, end: usize, index: usize) -> Batch {
+    let (mut b, _) = read_checked(raw, start, end, index);
+    b.headers_only = true;
+    if b.record_count < 0 {
+        let what = format!("records count {} is negative", b.record_count);
+        b.error(index, what);
+    }
+    b
+}
+
+/// Decodes the magic 2 entry at `raw[start..end]` (already framed).
+pub fn decode(raw: &Bytes, start: usize, end: usize, index: usize, budget: &mut Budget) -> Batch {
+    let (mut b, header_ok) = read_checked(raw, start, end, index);
+    if !header_ok {
+        return b;
     }
     let codec = b.compression();
     let records_at = start + V2_HEADER;

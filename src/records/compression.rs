@@ -84,7 +84,7 @@ impl std::fmt::Display for Compression {
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CodecError {
-    #[error("decompressed size exceeds the limit of {limit} bytes per record set")]
+    #[error("decompressed size exceeds the limit of {limit} bytes")]
     LimitExceeded { limit: usize },
     #[error("{0}")]
     Corrupt(String),

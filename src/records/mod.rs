@@ -36,14 +36,16 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub use compression::{CodecError, CompressOptions, Compression, SnappyFraming};
+pub use compression::{Budget, CodecError, CompressOptions, Compression, SnappyFraming};
 pub use encode::{BatchSpec, ControlSpec, RecordSpec};
 pub use lz4::xxh32;
 
 /// Bounds on the work one record set may cause.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Total decompressed bytes allowed per record set, over all batches.
+    /// Total decompressed bytes allowed per record set, over all batches;
+    /// when a whole message is decoded (`codec`), over all its record sets,
+    /// so that a frame of many small bombs cannot multiply the limit.
     pub max_decompressed: usize,
 }
 
@@ -148,6 +150,10 @@ pub struct Batch {
     pub wrapper_key: Option<Bytes>,
     /// Everything wrong with this entry, each saying where.
     pub errors: Vec<String>,
+    /// Only the header was read and the CRC checked
+    /// ([`RecordSet::decode_headers_within`]): `records` is empty, `data`
+    /// too, and [`Batch::count`] is the header's `record_count`.
+    pub headers_only: bool,
 }
 
 impl Batch {
@@ -178,6 +184,17 @@ impl Batch {
             legacy: Vec::new(),
             wrapper_key: None,
             errors: Vec::new(),
+            headers_only: false,
+        }
+    }
+
+    /// The records in this entry: those decoded, or for a batch whose
+    /// header only was read, the count the header states.
+    pub fn count(&self) -> usize {
+        if self.headers_only {
+            usize::try_from(self.record_count).unwrap_or(0)
+        } else {
+            self.records.len()
         }
     }
 
@@ -465,7 +482,25 @@ pub struct ControlRecord {
 impl RecordSet {
     /// Decodes every entry. Never fails: problems are kept per batch.
     pub fn decode(raw: Bytes, limits: &Limits) -> RecordSet {
-        let mut budget = compression::Budget::new(limits.max_decompressed);
+        RecordSet::decode_within(raw, &mut Budget::new(limits.max_decompressed))
+    }
+
+    /// Decodes every entry, charging decompressed bytes to `budget`, which
+    /// may be shared by every record set of a message.
+    pub fn decode_within(raw: Bytes, budget: &mut Budget) -> RecordSet {
+        RecordSet::decode_entries(raw, budget, false)
+    }
+
+    /// Reads the header of every magic 2 batch and checks its CRC, without
+    /// decompressing or walking its records: record counts and sizes stay
+    /// exact (for summaries) at the cost of a CRC-32C pass. Legacy entries
+    /// (magic 0/1) are decoded whole, since a compressed wrapper states no
+    /// count of the messages inside; they are rare and small.
+    pub fn decode_headers_within(raw: Bytes, budget: &mut Budget) -> RecordSet {
+        RecordSet::decode_entries(raw, budget, true)
+    }
+
+    fn decode_entries(raw: Bytes, budget: &mut Budget, headers_only: bool) -> RecordSet {
         let mut batches = Vec::new();
         let mut partial_tail = None;
         let mut pos = 0;
@@ -485,8 +520,9 @@ impl RecordSet {
                 }
                 Framed::Entry { end, magic } => {
                     let batch = match magic {
-                        2 => batch::decode(&raw, pos, end, index, &mut budget),
-                        0 | 1 => legacy::decode(&raw, pos, end, index, &mut budget),
+                        2 if headers_only => batch::decode_header(&raw, pos, end, index),
+                        2 => batch::decode(&raw, pos, end, index, budget),
+                        0 | 1 => legacy::decode(&raw, pos, end, index, budget),
                         _ => {
                             let mut b = Batch::empty(pos, end - pos);
                             read_prefix(&raw, &mut b);
@@ -547,9 +583,9 @@ impl RecordSet {
         self.batches.iter().flat_map(|b| b.iter())
     }
 
-    /// Records decoded, over all batches (0 when undecoded).
+    /// Records over all batches (see [`Batch::count`]; 0 when undecoded).
     pub fn record_count(&self) -> usize {
-        self.batches.iter().map(|b| b.records.len()).sum()
+        self.batches.iter().map(Batch::count).sum()
     }
 
     /// Every problem found, each naming batch, byte offset and field. A
