@@ -343,6 +343,40 @@ pub struct DecodedMessage {
     pub violations: Vec<DecodeError>,
 }
 
+/// What a walk accumulates while it runs: violations, the decompression
+/// budget and, when asked for, field spans. Each entry point owns one.
+struct WalkState {
+    violations: Violations,
+    budget: RefCell<Budget>,
+    spans: Option<RefCell<SpanLog>>,
+}
+
+impl WalkState {
+    fn new(options: &DecodeOptions, record_spans: bool) -> WalkState {
+        WalkState {
+            violations: Violations::default(),
+            budget: RefCell::new(Budget::new(options.limits.max_decompressed)),
+            spans: record_spans.then(|| RefCell::new(SpanLog::default())),
+        }
+    }
+
+    fn walk<'a>(
+        &'a self,
+        spec: &MessageSpec,
+        version: i16,
+        options: &'a DecodeOptions,
+    ) -> Walk<'a> {
+        Walk {
+            version,
+            flexible: spec.flexible.contains(version),
+            options,
+            violations: &self.violations,
+            budget: &self.budget,
+            spans: self.spans.as_ref(),
+        }
+    }
+}
+
 /// Decodes a whole message body at `version`.
 pub fn decode_message(
     reader: &mut Reader,
@@ -350,22 +384,19 @@ pub fn decode_message(
     version: i16,
     options: &DecodeOptions,
 ) -> DecodedMessage {
-    let violations = Violations::default();
-    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
-    let walk = Walk {
-        version,
-        flexible: spec.flexible.contains(version),
-        options,
-        violations: &violations,
-        budget: &budget,
-        spans: None,
-    };
+    let state = WalkState::new(options, false);
     let mut body = Struct::default();
-    let error = read_struct(reader, spec.body, walk, &mut body).err();
+    let error = read_struct(
+        reader,
+        spec.body,
+        state.walk(spec, version, options),
+        &mut body,
+    )
+    .err();
     DecodedMessage {
         body,
         error,
-        violations: violations.into_list(),
+        violations: state.violations.into_list(),
     }
 }
 
@@ -379,25 +410,25 @@ pub fn decode_message_spans(
     version: i16,
     options: &DecodeOptions,
 ) -> (DecodedMessage, Vec<FieldSpan>) {
-    let violations = Violations::default();
-    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
-    let log = RefCell::new(SpanLog::default());
-    let walk = Walk {
-        version,
-        flexible: spec.flexible.contains(version),
-        options,
-        violations: &violations,
-        budget: &budget,
-        spans: Some(&log),
-    };
+    let state = WalkState::new(options, true);
     let mut body = Struct::default();
-    let error = read_struct(reader, spec.body, walk, &mut body).err();
+    let error = read_struct(
+        reader,
+        spec.body,
+        state.walk(spec, version, options),
+        &mut body,
+    )
+    .err();
     let decoded = DecodedMessage {
         body,
         error,
-        violations: violations.into_list(),
+        violations: state.violations.into_list(),
     };
-    (decoded, log.into_inner().spans)
+    let spans = state
+        .spans
+        .map(|log| log.into_inner().spans)
+        .unwrap_or_default();
+    (decoded, spans)
 }
 
 fn read_struct(
@@ -691,16 +722,8 @@ pub fn encode_message(
     body: &Struct,
 ) -> Result<(), EncodeError> {
     let options = DecodeOptions::default();
-    let violations = Violations::default();
-    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
-    let walk = Walk {
-        version,
-        flexible: spec.flexible.contains(version),
-        options: &options,
-        violations: &violations,
-        budget: &budget,
-        spans: None,
-    };
+    let state = WalkState::new(&options, false);
+    let walk = state.walk(spec, version, &options);
     write_struct(out, spec.body, walk, body)
 }
 
@@ -982,16 +1005,8 @@ pub fn message_from_json(
     json: &Json,
 ) -> Result<Struct, EncodeError> {
     let options = DecodeOptions::default();
-    let violations = Violations::default();
-    let budget = RefCell::new(Budget::new(options.limits.max_decompressed));
-    let walk = Walk {
-        version,
-        flexible: spec.flexible.contains(version),
-        options: &options,
-        violations: &violations,
-        budget: &budget,
-        spans: None,
-    };
+    let state = WalkState::new(&options, false);
+    let walk = state.walk(spec, version, &options);
     struct_from_json(spec.body, walk, json)
 }
 
