@@ -837,6 +837,8 @@ struct Conn {
     /// client (brokers never connect to clients; a broker fetching from
     /// another is a client of it).
     saw_syn: bool,
+    /// The capture or the connection ended: identify on what there is.
+    closing: bool,
     kind: ConnectionKind,
     state: ConnectionState,
     /// Which side is the Kafka client, once known.
@@ -874,6 +876,7 @@ impl Conn {
             initiator,
             responder,
             saw_syn,
+            closing: false,
             kind: ConnectionKind::Unknown,
             state: ConnectionState::Open,
             client_side: None,
@@ -1160,6 +1163,36 @@ impl Conn {
                 // Mid-stream TLS: which side is which cannot be told.
                 Found::Tls => return self.become_tls(Side::Initiator, shared),
                 Found::Nothing => {}
+            }
+        }
+        // Without a SYN, a request found on one side only while the other
+        // side has sent bytes holding none is weak evidence: an old-version
+        // response (Fetch v0, ListOffsets v0) with a small correlation id
+        // reads as a Produce request. Wait for one more whole frame on that
+        // side: by then a client answered by it has sent its next request.
+        if !self.saw_syn && !self.closing {
+            for side in [Side::Initiator, Side::Responder] {
+                let Some(at) = request_at[index(side)] else {
+                    continue;
+                };
+                let stream = &self.streams[index(side)];
+                let peer = &self.streams[index(side.other())];
+                let lone = request_at[index(side.other())].is_none() && !peer.buf.is_empty();
+                if !lone || stream.from_start || self.hinted(shared, side.other()) {
+                    continue;
+                }
+                let rest = &stream.buf[at..];
+                let next = match frame::next_frame(rest, shared.options.max_frame) {
+                    Deframe::Frame(len) => {
+                        frame::next_frame(&rest[len..], shared.options.max_frame)
+                    }
+                    _ => Deframe::NeedMore(0),
+                };
+                if !matches!(next, Deframe::Frame(_)) {
+                    // Judged again next time.
+                    self.streams[index(side)].scanned = at;
+                    return self.maybe_give_up(shared);
+                }
             }
         }
         let client = match request_at {
@@ -2114,6 +2147,11 @@ impl Conn {
 
     /// The connection is gone: partial frames are lost, requests unanswered.
     fn flush(&mut self, shared: &mut Shared, out: &mut Vec<Exchange>) {
+        if self.kind == ConnectionKind::Unknown {
+            // A decision deferred for more evidence is taken now.
+            self.closing = true;
+            self.identify(shared, out);
+        }
         let kafka = self.kind == ConnectionKind::Kafka;
         let max_frame = shared.options.max_frame;
         for side in [Side::Initiator, Side::Responder] {

@@ -26,8 +26,7 @@
 //!   the clean ones but resync bytes = the rest of request k (and the
 //!   undecodable frames cut off not counted); request k's response shows
 //!   without its request, inferred or by its header alone; every exchange
-//!   after it, and on the other connections, is unchanged. The cases kwire
-//!   gets wrong today are listed in `KNOWN_LATE_JOIN_FAILURES`, with why.
+//!   after it, and on the other connections, is unchanged.
 //! - Truncated: the file ends in the middle of a packet record (the last
 //!   one, or the last one carrying Kafka bytes, with what follows dropped).
 //!   kwire warns, exits 0, prints exactly what it prints for the file
@@ -477,35 +476,11 @@ fn identity(object: &Json) -> String {
     )
 }
 
-/// Late joins kwire gets wrong today: the test demands that they still
-/// fail, so that a fix has to empty this list. `(capture, client, k,
-/// into)`.
-///
-/// All four are one bug in telling the client from the broker by content
-/// (`session`): the broker's side starts at a response of an old version
-/// (Fetch v0 in python-legacy-0.8.2-mock, ListOffsets v0 in
-/// python-legacy-0.9-mock) whose correlation id is small, and such a
-/// response reads as a plausible request header: the correlation id's high
-/// half as API key 0 (Produce), its low half as the version, the topic
-/// array's count as the correlation id and the first topic name as the
-/// client id. kwire takes the broker for the client, decodes every later
-/// response as a Produce request (with decode errors, one latency
-/// negative) and skips the real requests while resynchronising. The
-/// requests that follow, answered by nothing the broker sent, should
-/// overturn that guess.
-const KNOWN_LATE_JOIN_FAILURES: &[(&str, &str, usize, usize)] = &[
-    ("python-legacy-0.8.2-mock.pcap", "127.0.0.1:44280", 2, 9),
-    ("python-legacy-0.8.2-mock.pcap", "127.0.0.1:44264", 1, 9),
-    ("python-legacy-0.8.2-mock.pcap", "127.0.0.1:44280", 3, 9),
-    ("python-legacy-0.9-mock.pcap", "127.0.0.1:44462", 4, 9),
-];
-
 #[test]
 fn a_capture_joined_late_skips_exactly_the_cut_frame() {
     let dir = variants_dir();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut known = Vec::new();
     for capture in corpus_captures() {
         let clean = Clean::read(&capture);
         // Connections whose client sent at least 3 requests, all answered,
@@ -546,27 +521,15 @@ fn a_capture_joined_late_skips_exactly_the_cut_frame() {
                 clean.stem(),
                 way.0.port()
             ));
-            let outcome = check_late(&clean, &file, way, k, into);
-            let listed = KNOWN_LATE_JOIN_FAILURES
-                .iter()
-                .any(|case| *case == (&clean.name[..], &way.0.to_string()[..], k, into));
-            match (outcome, listed) {
-                (Ok(()), false) => {}
-                (Err(error), false) => failures.push(format!("{here}: {error}")),
-                (Err(_), true) => known.push(here),
-                (Ok(()), true) => failures.push(format!(
-                    "{here}: works now: remove it from KNOWN_LATE_JOIN_FAILURES"
-                )),
+            if let Err(error) = check_late(&clean, &file, way, k, into) {
+                failures.push(format!("{here}: {error}"));
             }
             checked += 1;
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(checked >= 30, "only {checked} late joins checked");
-    println!(
-        "{checked} late joins skipped exactly the cut frame, but for {} known failures",
-        known.len()
-    );
+    println!("{checked} late joins skipped exactly the cut frame");
 }
 
 /// The connection `way` (client to broker) of `clean` joined `into` bytes
