@@ -7,20 +7,20 @@
 //! `frame` cuts length-prefixed Kafka frames and decodes them whole.
 
 pub mod capture;
+pub mod client;
 pub mod codec;
+pub mod conform;
 pub mod display;
+pub mod exchange;
+pub mod filter;
 pub mod frame;
 pub mod frames_file;
 pub mod reassembly;
 pub mod records;
+pub mod sasl;
 pub mod schema;
+pub mod session;
+pub mod stats;
+pub mod tui;
 pub mod value;
 pub mod wire;
-pub mod exchange;
-pub mod sasl;
-pub mod session;
-pub mod filter;
-pub mod stats;
-pub mod client;
-pub mod conform;
-pub mod tui;

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 frame::decode_response(bytes, api_key, version, &options)
             }
         };
-                for violation in &decoded.violations {
+        for violation in &decoded.violations {
             eprintln!("kwire: protocol violation: {violation}");
         }
         if let Some(error) = &decoded.error {
@@ -108,8 +108,12 @@ fn print_frames_file(
             }
             continue;
         };
-                for violation in &decoded.violations {
-            eprintln!("kwire: {}:{}: protocol violation: {violation}", path.display(), line.line);
+        for violation in &decoded.violations {
+            eprintln!(
+                "kwire: {}:{}: protocol violation: {violation}",
+                path.display(),
+                line.line
+            );
         }
         if let Some(error) = &decoded.error {
             eprintln!("kwire: {}:{}: {error}", path.display(), line.line);
