@@ -9,10 +9,11 @@
 //! librdkafka's headers (`apt-get install build-essential librdkafka-dev`).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+mod support;
 
 /// A child process, killed when dropped.
 struct Killed(Child);
@@ -22,48 +23,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Compiles and starts a one-broker mock cluster; returns it and its
-/// bootstrap address.
-fn start_mock_cluster(dir: &Path) -> (Killed, String) {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/scenarios/mockcluster.c");
-    let binary = dir.join("mockcluster");
-    let compiled = Command::new("cc")
-        .arg("-O1")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .arg("-lrdkafka")
-        .output()
-        .unwrap_or_else(|error| {
-            panic!("cannot run cc ({error}): `apt-get install build-essential librdkafka-dev`")
-        });
-    assert!(
-        compiled.status.success(),
-        "cannot compile the mock cluster: {}\n`apt-get install librdkafka-dev`",
-        String::from_utf8_lossy(&compiled.stderr)
-    );
-    let mut child = Command::new(&binary)
-        .args(["1", "120"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the mock cluster");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("the mock cluster printed no bootstrap address");
-    let bootstrap = line.trim().split(',').next().unwrap_or_default().to_owned();
-    assert!(bootstrap.starts_with("127.0.0.1:"), "{line:?}");
-    (Killed(child), bootstrap)
 }
 
 /// Starts `kwire live` with `args`; returns it once its capture is open
@@ -132,7 +91,8 @@ fn read_json(stdout: std::process::ChildStdout) -> Vec<serde_json::Value> {
 #[test]
 fn live_capture_sees_kcat_talk_to_a_mock_broker() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (_cluster, bootstrap) = start_mock_cluster(dir.path());
+    let cluster = support::start_mock_cluster(dir.path(), 1);
+    let bootstrap = cluster.bootstrap.clone();
     let port = bootstrap.rsplit(':').next().unwrap_or_default().to_owned();
     let bpf = format!("tcp port {port}");
     // Two captures of the same traffic: one stops at its count, the other
