@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::{
     check_invariants, compare, duplicate, oracle_frame_count, oracle_pairs, parse_oracle, read_all,
@@ -71,21 +71,13 @@ fn corpus_captures_yield_the_oracle_frames() {
 #[test]
 fn public_captures_keep_the_invariants() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Some(paths) = common::files_with_extensions(&dir, &["pcap", "pcapng"]) else {
         println!(
             "skipped: {} is absent (public captures are not shipped)",
             dir.display()
         );
         return;
     };
-    let mut paths: Vec<PathBuf> = entries
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|ext| ext == "pcap" || ext == "pcapng")
-        })
-        .collect();
-    paths.sort();
     for path in paths {
         let name = path
             .file_name()

@@ -3,7 +3,7 @@
 //! byte for byte, and its JSON form must build the same message again.
 //! A new `.frames` file is picked up without registration.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use kwire::codec::{message_from_json, DecodeErrorKind, DecodeOptions};
 use kwire::frame::{self, Direction};
@@ -11,23 +11,9 @@ use kwire::frames_file::{self, FrameLine};
 use kwire::schema;
 use kwire::value::{Struct, Value};
 
-fn frames_dir() -> PathBuf {
-    std::env::var_os("KWIRE_FRAMES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frames"))
-}
+mod common;
 
-fn frame_files() -> Vec<PathBuf> {
-    let dir = frames_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "frames"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no .frames files in {}", dir.display());
-    files
-}
+use common::corpus_frame_files as frame_files;
 
 fn parse_frames(path: &Path) -> Vec<FrameLine> {
     let text = std::fs::read_to_string(path).expect("frames file");

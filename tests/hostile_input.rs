@@ -16,18 +16,20 @@
 //! another directory of `.frames` files.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use kwire::codec::{message_from_json, DecodeError, DecodeErrorKind, DecodeOptions};
 use kwire::frame::{self, DecodedFrame, Direction};
+use kwire::frames_file;
 use kwire::records::{BatchSpec, Compression, Limits, RecordSet, RecordSpec};
 use kwire::schema;
 use kwire::value::{parse_hex, Struct, Value};
 use kwire::wire::WireErrorKind;
 use serde_json::json;
+
+mod common;
 
 // ---- counting allocator ------------------------------------------------------
 
@@ -166,50 +168,27 @@ struct CorpusFrame {
     bytes: Vec<u8>,
 }
 
-fn frames_dir() -> PathBuf {
-    std::env::var_os("KWIRE_FRAMES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frames"))
-}
-
 /// Every request and response line of every `.frames` file.
 fn corpus() -> Vec<CorpusFrame> {
-    let dir = frames_dir();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "frames"))
-        .collect();
-    files.sort();
     let mut frames = Vec::new();
-    for path in files {
+    for path in common::corpus_frame_files() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(&path).expect("frames file");
-        for (index, line) in text.lines().enumerate() {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let direction = match fields.first() {
-                Some(&"req") => Direction::Request,
-                Some(&"resp") => Direction::Response,
-                _ => continue,
-            };
-            let [_, api_key, api_version, _connection, hex] = fields[..] else {
-                panic!("{name}:{}: expected 5 fields", index + 1);
+        let lines = frames_file::parse(&text).unwrap_or_else(|error| panic!("{name}: {error}"));
+        for line in lines {
+            let Some(direction) = line.direction() else {
+                continue;
             };
             frames.push(CorpusFrame {
-                at: format!("{name}:{}", index + 1),
+                at: format!("{name}:{}", line.line),
                 direction,
-                api_key: api_key.parse().expect("api key"),
-                api_version: api_version.parse().expect("api version"),
-                bytes: parse_hex(hex).expect("hex frame"),
+                api_key: line.api_key,
+                api_version: line.api_version,
+                bytes: line.bytes.to_vec(),
             });
         }
     }
-    assert!(
-        frames.len() >= 100,
-        "only {} frames in {}",
-        frames.len(),
-        dir.display()
-    );
+    assert!(frames.len() >= 100, "only {} corpus frames", frames.len());
     frames
 }
 

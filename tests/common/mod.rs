@@ -19,6 +19,30 @@ use kwire::sasl::SaslFraming;
 use kwire::session::{read_capture, AnalyzerOptions, CaptureReport};
 use kwire::value::hex;
 
+/// The files in `dir` with one of `extensions`, sorted; None when `dir`
+/// cannot be read (reference captures are not shipped with the project).
+pub fn files_with_extensions(dir: &Path, extensions: &[&str]) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut files: Vec<PathBuf> = entries
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|ext| extensions.iter().any(|wanted| ext == *wanted))
+        })
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+/// Every `corpus/frames/*.frames` file (at least one).
+pub fn corpus_frame_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/frames");
+    let files = files_with_extensions(&dir, &["frames"])
+        .unwrap_or_else(|| panic!("cannot read {}", dir.display()));
+    assert!(!files.is_empty(), "no .frames files in {}", dir.display());
+    files
+}
+
 /// One frame line of a `.frames` file, with the pairing it encodes.
 #[derive(Debug)]
 pub enum Item {
@@ -288,17 +312,9 @@ pub fn oracle_pairs() -> Vec<(PathBuf, PathBuf)> {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let mut pairs = Vec::new();
     let mut add = |captures: &Path, frames: &Path| {
-        let Ok(entries) = std::fs::read_dir(captures) else {
+        let Some(found) = files_with_extensions(captures, &["pcap", "pcapng"]) else {
             return;
         };
-        let mut found: Vec<PathBuf> = entries
-            .map(|entry| entry.expect("directory entry").path())
-            .filter(|path| {
-                path.extension()
-                    .is_some_and(|ext| ext == "pcap" || ext == "pcapng")
-            })
-            .collect();
-        found.sort();
         for capture in found {
             // Not `with_extension`: names like `python-legacy-0.10-mock`
             // hold dots.
