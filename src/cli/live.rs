@@ -16,17 +16,17 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use kwire::capture::live::{drop_privileges, LiveCapture, LiveOptions};
 use kwire::capture::{parse_tcp, PcapWriter};
 use kwire::display::exchange_json;
 use kwire::records::Limits;
 use kwire::session::Analyzer;
+use kwire::tui;
 use kwire::tui::source::{self, LiveCounters, SourceOptions, UPDATE_QUEUE};
 use kwire::tui::state::App;
-use kwire::tui::{self, RunOptions, Terminal, TerminalEvents};
 
-use super::tui::{analyzer_options, need_terminal};
+use super::tui::{analyzer_options, need_terminal, run_in_terminal};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -181,24 +181,7 @@ fn consume(
         tui::color_wanted(std::env::var_os("NO_COLOR")),
         decode,
     );
-    let result = {
-        let mut terminal = Terminal::open().context("cannot set up the terminal")?;
-        let run_options = RunOptions {
-            export_source: args.write.clone(),
-        };
-        tui::run(
-            &mut app,
-            &rx,
-            &mut terminal.terminal,
-            &mut TerminalEvents,
-            &run_options,
-        )
-    };
-    stop.store(true, Ordering::Relaxed);
-    drop(rx);
-    let _ = analyzer.join();
-    result.context("terminal error")?;
-    Ok(ExitCode::SUCCESS)
+    run_in_terminal(&mut app, rx, args.write.clone(), stop, analyzer)
 }
 
 /// Prints exchanges as NDJSON until `--count` or `--duration`.

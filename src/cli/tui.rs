@@ -5,13 +5,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
 use kwire::codec::DecodeOptions;
 use kwire::records::Limits;
 use kwire::session::AnalyzerOptions;
-use kwire::tui::source::{self, SourceOptions, UPDATE_QUEUE};
+use kwire::tui::source::{self, SourceOptions, Update, UPDATE_QUEUE};
 use kwire::tui::state::App;
 use kwire::tui::{self, RunOptions, Terminal, TerminalEvents};
 
@@ -109,23 +111,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bail!("invalid --filter: {error}");
         }
     }
+    run_in_terminal(&mut app, rx, Some(args.file.clone()), &stop, reader)
+}
+
+/// Runs the UI on the terminal until the user quits, then stops the worker
+/// that feeds it (a file reader or a live analyzer) and waits for it.
+pub fn run_in_terminal(
+    app: &mut App,
+    updates: Receiver<Update>,
+    export_source: Option<PathBuf>,
+    stop: &AtomicBool,
+    worker: JoinHandle<()>,
+) -> anyhow::Result<ExitCode> {
     let result = {
         let mut terminal = Terminal::open().context("cannot set up the terminal")?;
-        let run_options = RunOptions {
-            export_source: Some(args.file.clone()),
-        };
+        let run_options = RunOptions { export_source };
         tui::run(
-            &mut app,
-            &rx,
+            app,
+            &updates,
             &mut terminal.terminal,
             &mut TerminalEvents,
             &run_options,
         )
     };
     stop.store(true, Ordering::Relaxed);
-    // The reader may be blocked sending: dropping the receiver frees it.
-    drop(rx);
-    let _ = reader.join();
+    // The worker may be blocked sending: dropping the receiver frees it.
+    drop(updates);
+    let _ = worker.join();
     result.context("terminal error")?;
     Ok(ExitCode::SUCCESS)
 }
