@@ -1049,6 +1049,18 @@ mod tests {
         Reassembler::new(ReassemblyLimits::default())
     }
 
+    /// A fresh reassembler fed the handshake (ISNs 1000 and 5000), then
+    /// `segments`; the events rendered, from the `opened` on.
+    fn after_handshake(
+        segments: impl IntoIterator<Item = TcpSegment>,
+    ) -> (Reassembler, Vec<String>) {
+        let mut r = reassembler();
+        let mut all = handshake(1000, 5000);
+        all.extend(segments);
+        let events = run(&mut r, all);
+        (r, events)
+    }
+
     #[test]
     fn test_in_order_data_passes_through_zero_copy() {
         let mut r = reassembler();
@@ -1095,15 +1107,13 @@ mod tests {
 
     #[test]
     fn test_out_of_order_segments_deliver_in_order() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             client(1007, b"ghi"),
             client(1004, b"def"),
             client(1001, b"abc"),
         ]);
         assert_eq!(
-            run(&mut r, segments),
+            events,
             [
                 "0 I opened syn=true",
                 "0 I data \"abc\"",
@@ -1118,17 +1128,12 @@ mod tests {
 
     #[test]
     fn test_retransmission_exact_duplicate_is_delivered_once() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             client(1001, b"abc"),
             client(1001, b"abc"),
             client(1004, b"de"),
         ]);
-        assert_eq!(
-            run(&mut r, segments)[1..],
-            ["0 I data \"abc\"", "0 I data \"de\""]
-        );
+        assert_eq!(events[1..], ["0 I data \"abc\"", "0 I data \"de\""]);
         assert_eq!(r.counters().retransmitted_bytes, 3);
     }
 
@@ -1179,15 +1184,13 @@ mod tests {
     fn test_overlap_with_conflicting_bytes_first_seen_wins() {
         // Out-of-order copies disagree (they never do in real TCP): the first
         // buffered copy is what is delivered, and no byte comes out twice.
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (_, events) = after_handshake([
             client(1004, b"XYZ"),
             client(1003, b"??????"),
             client(1001, b"ab"),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             [
                 "0 I data \"ab\"",
                 "0 I data \"?\"",
@@ -1232,16 +1235,14 @@ mod tests {
 
     #[test]
     fn test_gap_declared_when_peer_acks_beyond_hole() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (mut r, events) = after_handshake([
             client(1001, b"aaaa"),
             // [1005, 1009) lost by the capture, not by the network.
             client(1009, b"cccc"),
             seg(false, 5001, Some(1013), "", b""),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             ["0 I data \"aaaa\"", "0 I gap 4", "0 I data \"cccc\""]
         );
         let counters = r.counters();
@@ -1255,15 +1256,13 @@ mod tests {
         // The server's answer acknowledges the whole request, hole
         // included: the request's bytes (gap, then the buffered tail) come
         // out before the answer that the acknowledged bytes caused.
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (_, events) = after_handshake([
             client(1001, b"aaaa"),
             client(1009, b"cccc"),
             seg(false, 5001, Some(1013), "", b"answer"),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             [
                 "0 I data \"aaaa\"",
                 "0 I gap 4",
@@ -1277,31 +1276,27 @@ mod tests {
     fn test_gap_declared_when_data_arrives_after_peer_ack() {
         // The ACK beyond the hole came first; the segment after the hole is
         // delivered as soon as it arrives.
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (_, events) = after_handshake([
             client(1001, b"aaaa"),
             seg(false, 5001, Some(1013), "", b""),
             client(1009, b"cccc"),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             ["0 I data \"aaaa\"", "0 I gap 4", "0 I data \"cccc\""]
         );
     }
 
     #[test]
     fn test_no_gap_while_peer_ack_is_behind_hole() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             client(1001, b"aaaa"),
             client(1009, b"cccc"),
             seg(false, 5001, Some(1005), "", b""),
             client(1005, b"bbbb"),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             [
                 "0 I data \"aaaa\"",
                 "0 I data \"bbbb\"",
@@ -1315,17 +1310,12 @@ mod tests {
     fn test_ack_beyond_anything_captured_is_not_believed() {
         // A bogus acknowledgment far ahead must not skip bytes that simply
         // have not been captured yet.
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             client(1001, b"aaaa"),
             seg(false, 5001, Some(1001 + 100_000), "", b""),
             client(1005, b"bbbb"),
         ]);
-        assert_eq!(
-            run(&mut r, segments)[1..],
-            ["0 I data \"aaaa\"", "0 I data \"bbbb\""]
-        );
+        assert_eq!(events[1..], ["0 I data \"aaaa\"", "0 I data \"bbbb\""]);
         assert_eq!(r.counters().gaps, 0);
     }
 
@@ -1380,15 +1370,13 @@ mod tests {
 
     #[test]
     fn test_gap_declared_when_both_sides_fin_with_hole() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (_, events) = after_handshake([
             client(1001, b"aa"),
             seg(true, 1005, None, "F", b"cc"),
             seg(false, 5001, None, "F", b""),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             [
                 "0 I data \"aa\"",
                 "0 R fin",
@@ -1415,15 +1403,13 @@ mod tests {
     fn test_fin_consumes_a_sequence_number() {
         // The peer's ACK of FIN + 1 is not a gap, the close is clean, and
         // the final ACK after the close does not open a new connection.
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             seg(true, 1001, Some(5001), "F", b"bye"),
             seg(false, 5001, Some(1005), "F", b""),
             seg(true, 1005, Some(5002), "", b""),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             ["0 I data \"bye\"", "0 I fin", "0 R fin", "0 I closed"]
         );
         assert_eq!(r.counters().gaps, 0);
@@ -1509,16 +1495,14 @@ mod tests {
 
     #[test]
     fn test_rst_closes() {
-        let mut r = reassembler();
-        let mut segments = handshake(1000, 5000);
-        segments.extend([
+        let (r, events) = after_handshake([
             client(1001, b"aa"),
             client(1005, b"cc"),
             seg(false, 5001, None, "R", b""),
             client(1003, b"bb"),
         ]);
         assert_eq!(
-            run(&mut r, segments)[1..],
+            events[1..],
             [
                 "0 I data \"aa\"",
                 "0 I gap 2",

@@ -1727,7 +1727,7 @@ impl Conn {
             }
             self.end_raw_sasl(out);
         }
-        let mut decoded = frame::decode_request(cut.bytes, &shared.options.decode);
+        let decoded = frame::decode_request(cut.bytes, &shared.options.decode);
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
         }
@@ -1758,26 +1758,15 @@ impl Conn {
                     exchange.sasl = Some(SaslExchange {
                         mechanism: self.mechanism.clone(),
                         framing: SaslFraming::Authenticate,
-                        client: auth_bytes(body).map(|token| {
-                            sasl::decode(
-                                self.mechanism.as_deref(),
-                                Sender::Client,
-                                token,
-                                shared.options.show_secrets,
-                            )
-                        }),
+                        client: auth_bytes(body)
+                            .map(|token| self.decode_token(Sender::Client, token, shared)),
                         server: None,
                     });
                 }
                 _ => {}
             }
         }
-        hide_secrets(&mut decoded, shared.options.show_secrets);
-        exchange.request = Some(Message {
-            ts_ns: cut.ts_ns,
-            frame: decoded,
-            missing_bytes: missing,
-        });
+        exchange.request = Some(message(decoded, cut.ts_ns, missing, shared));
         let Some(correlation) = correlation else {
             // The header did not decode: nothing can answer it.
             return self.emit(exchange, out);
@@ -1852,7 +1841,7 @@ impl Conn {
         let Some(mut exchange) = self.outstanding.remove(position) else {
             return;
         };
-        let mut decoded = frame::decode_response(
+        let decoded = frame::decode_response(
             cut.bytes,
             exchange.api_key,
             exchange.api_version,
@@ -1873,14 +1862,8 @@ impl Conn {
                     });
                 }
                 SASL_AUTHENTICATE_KEY => {
-                    let token = auth_bytes(body).map(|token| {
-                        sasl::decode(
-                            self.mechanism.as_deref(),
-                            Sender::Server,
-                            token,
-                            shared.options.show_secrets,
-                        )
-                    });
+                    let token = auth_bytes(body)
+                        .map(|token| self.decode_token(Sender::Server, token, shared));
                     if let Some(sasl) = &mut exchange.sasl {
                         sasl.server = token;
                     }
@@ -1888,12 +1871,7 @@ impl Conn {
                 _ => {}
             }
         }
-        hide_secrets(&mut decoded, shared.options.show_secrets);
-        exchange.response = Some(Message {
-            ts_ns: cut.ts_ns,
-            frame: decoded,
-            missing_bytes: missing,
-        });
+        exchange.response = Some(message(decoded, cut.ts_ns, missing, shared));
         exchange.lost |= lost;
         exchange.state = ExchangeState::Complete;
         merge_packets(&mut exchange.packets, cut.packets);
@@ -1914,7 +1892,7 @@ impl Conn {
         } else {
             None
         };
-        let (mut decoded, inferred) = match inferred {
+        let (decoded, inferred) = match inferred {
             Some((key, version)) => (
                 frame::decode_response(cut.bytes, key, version, &shared.options.decode),
                 true,
@@ -1942,7 +1920,6 @@ impl Conn {
                 }
             }
         }
-        hide_secrets(&mut decoded, shared.options.show_secrets);
         let id = shared.next_id();
         let mut exchange = self.new_exchange(
             id,
@@ -1954,11 +1931,7 @@ impl Conn {
         exchange.lost = lost;
         exchange.state = ExchangeState::RequestMissing;
         exchange.packets = cut.packets;
-        exchange.response = Some(Message {
-            ts_ns: cut.ts_ns,
-            frame: decoded,
-            missing_bytes: missing,
-        });
+        exchange.response = Some(message(decoded, cut.ts_ns, missing, shared));
         self.emit(exchange, out);
     }
 
@@ -2030,6 +2003,16 @@ impl Conn {
             .collect();
     }
 
+    /// A SASL token of the connection's mechanism, secrets hidden unless asked for.
+    fn decode_token(&self, sender: Sender, token: &[u8], shared: &Shared) -> SaslMessage {
+        sasl::decode(
+            self.mechanism.as_deref(),
+            sender,
+            token,
+            shared.options.show_secrets,
+        )
+    }
+
     /// A raw SASL token (after SaslHandshake v0): a client token opens an
     /// exchange, the server's token completes it.
     fn on_raw_token(
@@ -2049,7 +2032,7 @@ impl Conn {
         };
         let token = cut.bytes.slice(cut.bytes.len().min(LENGTH_PREFIX)..);
         let show = shared.options.show_secrets;
-        let message = sasl::decode(self.mechanism.as_deref(), sender, &token, show);
+        let message = self.decode_token(sender, &token, shared);
         let direction = match sender {
             Sender::Client => Direction::Request,
             Sender::Server => Direction::Response,
@@ -2238,6 +2221,16 @@ fn auth_bytes(body: &Struct) -> Option<&[u8]> {
 /// and AlterUserScramCredentials). Their raw body bytes are dropped too
 /// when secrets are hidden.
 const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
+
+/// A decoded frame as an exchange's message, secrets hidden unless asked for.
+fn message(mut decoded: DecodedFrame, ts_ns: i64, missing_bytes: u64, shared: &Shared) -> Message {
+    hide_secrets(&mut decoded, shared.options.show_secrets);
+    Message {
+        ts_ns,
+        frame: decoded,
+        missing_bytes,
+    }
+}
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
     // Other APIs have no secret fields: their trees need no walk.
@@ -2689,6 +2682,22 @@ mod tests {
         }
     }
 
+    /// The frames after a handshake, whole but for frame `victim`: of it,
+    /// `lost` bytes from byte `at` on never reach the capture.
+    fn feed_with_hole(frames: &[(bool, Bytes)], victim: usize, at: usize, lost: usize) -> Wire {
+        let mut wire = Wire::new(true);
+        for (index, (from_client, bytes)) in frames.iter().enumerate() {
+            if index == victim {
+                wire.send(*from_client, &bytes[..at], 1460);
+                wire.lose(*from_client, lost);
+                wire.send(*from_client, &bytes[at + lost..], 1460);
+            } else {
+                wire.send(*from_client, bytes, 1460);
+            }
+        }
+        wire
+    }
+
     /// (API key, version, correlation id, state) of each exchange, by id.
     fn outline(exchanges: &[Exchange]) -> Vec<(i16, i16, i32, ExchangeState)> {
         let mut sorted: Vec<&Exchange> = exchanges.iter().collect();
@@ -2822,17 +2831,7 @@ mod tests {
         let fetch = first_request(&frames, schema::FETCH_KEY);
         let victim = &frames[fetch].1;
         assert!(victim.len() > 60 && !frames[fetch + 1].0);
-        let mut wire = Wire::new(true);
-        for (index, (from_client, bytes)) in frames.iter().enumerate() {
-            if index == fetch {
-                wire.send(true, &bytes[..40], 1460);
-                wire.lose(true, 20);
-                wire.send(true, &bytes[60..], 1460);
-            } else {
-                wire.send(*from_client, bytes, 1460);
-            }
-        }
-        let result = run(wire.segments);
+        let result = run(feed_with_hole(&frames, fetch, 40, 20).segments);
         assert_eq!(result.losses.gap_bytes, 20);
         assert_eq!(result.losses.frames_lost, 1);
         assert_eq!(
@@ -2866,17 +2865,7 @@ mod tests {
         let frames = kcat_frames();
         let fetch = first_request(&frames, schema::FETCH_KEY) + 1;
         assert!(!frames[fetch].0 && frames[fetch].1.len() > 60);
-        let mut wire = Wire::new(true);
-        for (index, (from_client, bytes)) in frames.iter().enumerate() {
-            if index == fetch {
-                wire.send(false, &bytes[..20], 1460);
-                wire.lose(false, 10);
-                wire.send(false, &bytes[30..], 1460);
-            } else {
-                wire.send(*from_client, bytes, 1460);
-            }
-        }
-        let result = run(wire.segments);
+        let result = run(feed_with_hole(&frames, fetch, 20, 10).segments);
         assert_eq!(result.losses.frames_lost, 1);
         assert_eq!(result.losses.gap_bytes, 10);
         let lost: Vec<&Exchange> = result.exchanges.iter().filter(|e| e.lost).collect();
