@@ -92,7 +92,8 @@ impl DecodedFrame {
         schema::api(self.api_key)
     }
 
-    /// `Produce`, or `ApiKey(123)` for an unknown key.
+    /// `Produce`, `ApiKey(123)` for a key not in the tables, or `unknown API`
+    /// (key -1) when it could not be told.
     pub fn api_name(&self) -> String {
         api_name(self.api_key)
     }
@@ -132,6 +133,9 @@ impl std::fmt::Display for ApiName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match schema::api(self.0) {
             Some(api) => f.pad(api.name),
+            // A response whose request is missing and whose API could not
+            // be inferred.
+            None if self.0 < 0 => f.pad("unknown API"),
             None => f.pad(&format!("ApiKey({})", self.0)),
         }
     }

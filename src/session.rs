@@ -1901,11 +1901,13 @@ impl Conn {
                 if missing == 0 {
                     shared.losses.undecodable_frames += 1;
                 }
-                // Header only: the correlation id and the size.
-                (
-                    frame::decode_response(cut.bytes, -1, -1, &shared.probe),
-                    false,
-                )
+                // Header only: the correlation id and the size. The API
+                // is not known, which is no fault of the frame's.
+                let mut header = frame::decode_response(cut.bytes, -1, -1, &shared.probe);
+                header
+                    .error
+                    .take_if(|error| matches!(error.kind, DecodeErrorKind::UnknownApiKey(_)));
+                (header, false)
             }
         };
         if inferred {
