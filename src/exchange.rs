@@ -27,6 +27,14 @@ pub struct Message {
     pub missing_bytes: u64,
 }
 
+impl Message {
+    /// The frame's size on the wire: the bytes kept and those missing.
+    pub fn wire_size(&self) -> usize {
+        let missing = usize::try_from(self.missing_bytes).unwrap_or(usize::MAX);
+        self.frame.size.saturating_add(missing)
+    }
+}
+
 /// How complete an exchange is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExchangeState {
@@ -93,12 +101,14 @@ impl Exchange {
             .and_then(|message| message.frame.client_id())
     }
 
+    /// The request frame's size on the wire, bytes lost included.
     pub fn request_size(&self) -> Option<usize> {
-        self.request.as_ref().map(|message| message.frame.size)
+        self.request.as_ref().map(Message::wire_size)
     }
 
+    /// The response frame's size on the wire, bytes lost included.
     pub fn response_size(&self) -> Option<usize> {
-        self.response.as_ref().map(|message| message.frame.size)
+        self.response.as_ref().map(Message::wire_size)
     }
 
     /// The first decode error of either side.

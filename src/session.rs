@@ -2852,6 +2852,11 @@ mod tests {
         let request = lost.request.as_ref().expect("request");
         assert_eq!(request.missing_bytes, (victim.len() - 40) as u64);
         assert_eq!(
+            lost.request_size(),
+            Some(victim.len()),
+            "the size is the frame's, not the bytes kept"
+        );
+        assert_eq!(
             lost.client_id(),
             Some("kwire-corpus-kcat"),
             "the header was decoded"

@@ -281,7 +281,7 @@ fn side_tree(tree: &mut Tree, side: Side, message: &Message) {
         Side::Request => "request",
         Side::Response => "response",
     };
-    let mut heading = format!("{name}: {} ({} bytes", frame.context(), frame.size);
+    let mut heading = format!("{name}: {} ({} bytes", frame.context(), message.wire_size());
     if frame.header_version >= 0 {
         heading.push_str(&format!(", header v{})", frame.header_version));
     } else {

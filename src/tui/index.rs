@@ -453,7 +453,7 @@ impl Ingest {
         let size = |message: &Option<Message>| {
             message
                 .as_ref()
-                .map_or(NONE, |m| u32::try_from(m.frame.size).unwrap_or(NONE - 1))
+                .map_or(NONE, |m| u32::try_from(m.wire_size()).unwrap_or(NONE - 1))
         };
         self.batch.rows.push(Row {
             id: exchange.id,
