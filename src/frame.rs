@@ -276,14 +276,24 @@ fn decode_frame(
                 start,
                 DecodeErrorKind::UnknownApiKey(api_key),
             )),
-            Some(spec) if !spec.valid.contains(api_version) => errors.push(DecodeError::new(
-                start,
-                DecodeErrorKind::UnknownVersion {
-                    version: api_version,
-                    min: spec.valid.min,
-                    max: spec.valid.max,
-                },
-            )),
+            Some(spec) if !spec.valid.contains(api_version) => {
+                let unknown = DecodeError::new(
+                    start,
+                    DecodeErrorKind::UnknownVersion {
+                        version: api_version,
+                        min: spec.valid.min,
+                        max: spec.valid.max,
+                    },
+                );
+                match decode_newer_body(&reader, spec, api_version, options) {
+                    Some((body, trailing)) => {
+                        decoded.body_version = spec.valid.max;
+                        decoded.body = Some(body);
+                        decoded.trailing = trailing;
+                    }
+                    None => errors.push(unknown),
+                }
+            }
             Some(spec) => {
                 let body = decode_message(&mut reader, spec, api_version, options);
                 decoded.body = Some(body.body);
@@ -316,6 +326,35 @@ fn decode_frame(
         }
     }
     decoded
+}
+
+/// How many versions past the newest in kwire's definitions a body is still
+/// read with the newest layout.
+const NEWER_VERSION_SLACK: i16 = 3;
+
+/// The body of a version a little newer than kwire's definitions (Metadata
+/// v13 from a newer client, say), read with the newest known layout: Kafka
+/// adds fields to a new version as tagged fields or at the end, so the
+/// known fields usually come first and in order. Only a read without any
+/// error or violation counts; the bytes left after it (fields kwire does
+/// not know) are kept, so the frame still re-encodes as it was. `None` when
+/// the layout does not fit: the body then stays raw.
+fn decode_newer_body(
+    reader: &Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+) -> Option<(Struct, Bytes)> {
+    let newest = spec.valid.max;
+    if version <= newest || version > newest.saturating_add(NEWER_VERSION_SLACK) {
+        return None;
+    }
+    let mut reader = reader.clone();
+    let body = decode_message(&mut reader, spec, newest, options);
+    if body.error.is_some() || !body.violations.is_empty() {
+        return None;
+    }
+    Some((body.body, reader.take_rest()))
 }
 
 /// Encodes a request frame, length prefix included. `header` supplies
@@ -434,5 +473,73 @@ mod tests {
             Deframe::Malformed(-1)
         );
         assert_eq!(next_frame(&[0, 0, 1, 0], 100), Deframe::Malformed(256));
+    }
+
+    const METADATA: i16 = 3;
+
+    /// A Metadata request at the newest known version, its header saying
+    /// `version`, with `extra` bytes after the body.
+    fn metadata_request_as(version: i16, extra: &[u8]) -> Bytes {
+        let api = schema::api(METADATA).expect("Metadata");
+        let newest = api.request.valid.max;
+        let json = serde_json::json!({"topics": [{"name": "orders"}]});
+        let body = crate::codec::message_from_json(api.request, newest, &json).expect("body");
+        let mut header = Struct::default();
+        header.push("correlation_id", crate::value::Value::Int(7));
+        header.push("client_id", crate::value::Value::String("t".into()));
+        let mut bytes = encode_request(METADATA, newest, &header, &body).expect("frame");
+        bytes[6..8].copy_from_slice(&version.to_be_bytes());
+        bytes.extend_from_slice(extra);
+        let size = i32::try_from(bytes.len() - LENGTH_PREFIX).expect("small");
+        bytes[..LENGTH_PREFIX].copy_from_slice(&size.to_be_bytes());
+        Bytes::from(bytes)
+    }
+
+    #[test]
+    fn a_slightly_newer_version_is_read_with_the_newest_layout_and_round_trips() {
+        let newest = schema::api(METADATA).expect("Metadata").request.valid.max;
+        let frame = metadata_request_as(newest + 1, &[0, 3]);
+        let decoded = decode_request(frame.clone(), &DecodeOptions::default());
+        assert!(decoded.error.is_none(), "{:?}", decoded.error);
+        assert!(decoded.violations.is_empty());
+        assert_eq!(
+            (decoded.api_version, decoded.body_version),
+            (newest + 1, newest)
+        );
+        let body = decoded.body.as_ref().expect("a body");
+        assert_eq!(
+            body.get("topics")
+                .map(|topics| format!("{topics:?}").contains("orders")),
+            Some(true)
+        );
+        assert_eq!(&decoded.trailing[..], &[0, 3], "the unknown rest is kept");
+        assert_eq!(reencode(&decoded).expect("re-encodes"), frame.to_vec());
+        assert!(decoded.context().contains(&format!("(v{newest} body)")));
+    }
+
+    #[test]
+    fn a_much_newer_version_or_a_misfit_body_stays_raw() {
+        let newest = schema::api(METADATA).expect("Metadata").request.valid.max;
+        let far = metadata_request_as(newest + 1 + NEWER_VERSION_SLACK, &[]);
+        // Within the slack, but the body does not fit the newest layout: a
+        // topics count claiming more entries than there are bytes.
+        let mut misfit = metadata_request_as(newest + 1, &[]).to_vec();
+        // The body: the topics count (1 byte), one topic (id 16, name 7,
+        // tags 1), two booleans and the tags byte.
+        let body_at = misfit.len() - (1 + 16 + 7 + 1 + 2 + 1);
+        misfit[body_at] = 0x7f;
+        for frame in [far, Bytes::from(misfit)] {
+            let decoded = decode_request(frame.clone(), &DecodeOptions::default());
+            assert!(
+                matches!(
+                    decoded.error.as_ref().map(|error| &error.kind),
+                    Some(DecodeErrorKind::UnknownVersion { .. })
+                ),
+                "{:?}",
+                decoded.error
+            );
+            assert!(decoded.body.is_none());
+            assert_eq!(reencode(&decoded).expect("re-encodes"), frame.to_vec());
+        }
     }
 }

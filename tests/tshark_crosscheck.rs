@@ -78,18 +78,12 @@ const KNOWN: &[Known] = &[
     },
     Known {
         api_key: 3,
-        versions: 12..=12,
+        versions: 12..=13,
         kind: Kind::TsharkTopics,
         reason: "tshark 4.0: \"Unsupported Metadata version. Supports v0-9.\"; it reads the \
-                 topic_id (v10+) as the start of the name and shows `[ Null ]` (it does for \
-                 v13 too, listed below as kwire's)",
-    },
-    Known {
-        api_key: 3,
-        versions: 13..=13,
-        kind: Kind::KwireTopics,
-        reason: "kwire's message definitions stop at Metadata v12 (the version Kafka 3.x \
-                 defines); librdkafka 2.16 sends v13 (Kafka 4.0), whose body kwire keeps raw",
+                 topic_id (v10+) as the start of the name and shows `[ Null ]`. (v13, which \
+                 librdkafka 2.16 sends, postdates kwire's definitions too: kwire reads it with \
+                 the v12 layout, which its request shares)",
     },
     Known {
         api_key: 9,
