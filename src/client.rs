@@ -12,17 +12,23 @@
 //! silence), and authenticate with SASL PLAIN or SCRAM (KIP-43, KIP-84,
 //! KIP-152) in [`sasl`].
 //!
+//! A connection runs over TLS when [`ConnectOptions::tls`] says so
+//! ([`tls`]): the handshake is part of connecting, and everything else
+//! sees the decrypted Kafka bytes.
+//!
 //! Every byte sent or received can be handed to a [`Tap`]; [`pcap::PcapTap`]
 //! turns them into synthetic Ethernet/IP/TCP packets so a run can be opened
-//! in `kwire read` or Wireshark. Nothing here loops without a bound: reads
-//! stop at a deadline and at the frame-size limit.
+//! in `kwire read` or Wireshark (over TLS, the decrypted bytes). Nothing
+//! here loops without a bound: reads stop at a deadline and at the
+//! frame-size limit.
 
 pub mod pcap;
 pub mod sasl;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +38,7 @@ use crate::codec::{DecodeOptions, EncodeError};
 use crate::frame::{self, DecodedFrame, Deframe};
 use crate::schema;
 use crate::value::{Struct, Value};
+use tls::{Stream, TlsConfig};
 
 /// The largest response frame the client accepts by default: well above
 /// what a conformance case fetches, well below memory trouble.
@@ -40,7 +47,8 @@ pub const DEFAULT_MAX_RESPONSE: usize = 64 * 1024 * 1024;
 /// How a connection is opened and how long it waits.
 #[derive(Clone)]
 pub struct ConnectOptions {
-    /// Longest wait for the TCP handshake, per resolved address.
+    /// Longest wait for the TCP handshake, per resolved address, and
+    /// then for the TLS handshake.
     pub connect_timeout: Duration,
     /// Longest wait for a response (or for a write to drain).
     pub io_timeout: Duration,
@@ -50,6 +58,17 @@ pub struct ConnectOptions {
     pub max_frame: usize,
     /// Receives a copy of every byte, for `--record`.
     pub tap: Option<Arc<dyn Tap>>,
+    /// Run every connection over TLS with these settings.
+    pub tls: Option<TlsConfig>,
+}
+
+impl ConnectOptions {
+    /// How reports name the transport: `plaintext` or `TLS` (with notes).
+    pub fn transport(&self) -> String {
+        self.tls
+            .as_ref()
+            .map_or_else(|| "plaintext".to_owned(), TlsConfig::describe)
+    }
 }
 
 impl Default for ConnectOptions {
@@ -60,6 +79,7 @@ impl Default for ConnectOptions {
             client_id: "kwire".to_owned(),
             max_frame: DEFAULT_MAX_RESPONSE,
             tap: None,
+            tls: None,
         }
     }
 }
@@ -72,6 +92,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("client_id", &self.client_id)
             .field("max_frame", &self.max_frame)
             .field("tap", &self.tap.is_some())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -109,6 +130,10 @@ pub enum ClientError {
     Resolve { addr: String, reason: String },
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: String, source: io::Error },
+    /// The TLS handshake failed, or a plaintext connection met a TLS
+    /// listener; `reason` says which and what to do.
+    #[error("TLS with {addr}: {reason}")]
+    Tls { addr: String, reason: String },
     #[error("no answer within {} ms while {what}", .after.as_millis())]
     Timeout { what: &'static str, after: Duration },
     /// The broker closed the connection (end-of-stream or reset);
@@ -183,9 +208,9 @@ pub enum Reaction {
     Silence,
 }
 
-/// One TCP connection to a broker.
+/// One TCP connection to a broker, plaintext or TLS.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     flow: Flow,
     /// The address as given (`host:port`), for messages.
     addr: String,
@@ -245,7 +270,7 @@ impl Connection {
     }
 
     fn from_stream(
-        stream: TcpStream,
+        tcp: TcpStream,
         addr: &str,
         options: ConnectOptions,
     ) -> Result<Connection, ClientError> {
@@ -253,14 +278,24 @@ impl Connection {
             addr: addr.to_owned(),
             source,
         };
-        stream.set_nodelay(true).map_err(connect_error)?;
+        tcp.set_nodelay(true).map_err(connect_error)?;
+        let flow = Flow {
+            client: tcp.local_addr().map_err(connect_error)?,
+            server: tcp.peer_addr().map_err(connect_error)?,
+        };
+        let stream = match &options.tls {
+            Some(tls) => tls
+                .handshake(tcp, addr, options.connect_timeout)
+                .map_err(|reason| ClientError::Tls {
+                    addr: addr.to_owned(),
+                    reason,
+                })?,
+            None => Stream::Plain(tcp),
+        };
         stream
+            .tcp()
             .set_write_timeout(Some(nonzero(options.io_timeout)))
             .map_err(connect_error)?;
-        let flow = Flow {
-            client: stream.local_addr().map_err(connect_error)?,
-            server: stream.peer_addr().map_err(connect_error)?,
-        };
         if let Some(tap) = &options.tap {
             tap.opened(flow);
         }
@@ -369,9 +404,7 @@ impl Connection {
     /// Closes the sending half: the broker reads end-of-stream after what
     /// was sent (a truncated frame then stays truncated).
     pub fn shutdown_write(&mut self) -> Result<(), ClientError> {
-        self.stream
-            .shutdown(Shutdown::Write)
-            .map_err(ClientError::Io)
+        self.stream.shutdown_write().map_err(ClientError::Io)
     }
 
     /// Receives the response to the oldest request still waiting for one,
@@ -441,6 +474,16 @@ impl Connection {
                     let frame = std::mem::replace(&mut self.buffer, rest);
                     return Ok(Bytes::from(frame));
                 }
+                Deframe::Malformed(_)
+                    if !self.stream.is_tls() && tls::looks_like_tls(&self.buffer) =>
+                {
+                    return Err(ClientError::Tls {
+                        addr: self.addr.clone(),
+                        reason: "the broker answered with a TLS record: it is a TLS listener \
+                                 (add --tls)"
+                            .to_owned(),
+                    })
+                }
                 Deframe::Malformed(claimed) => return Err(ClientError::BadLength(claimed)),
                 Deframe::NeedMore(_) => {}
             }
@@ -457,6 +500,7 @@ impl Connection {
                 });
             }
             self.stream
+                .tcp()
                 .set_read_timeout(Some(nonzero(deadline - now)))
                 .map_err(ClientError::Io)?;
             match self.stream.read(&mut chunk) {
@@ -476,7 +520,7 @@ impl Connection {
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if is_reset(&error) => self.mark_closed(Side::Server),
-                Err(error) => return Err(ClientError::Io(error)),
+                Err(error) => return Err(self.io_error(error)),
             }
         }
     }
@@ -485,7 +529,11 @@ impl Connection {
         if self.closed {
             return Err(ClientError::Closed { partial: 0 });
         }
-        match self.stream.write_all(bytes) {
+        match self
+            .stream
+            .write_all(bytes)
+            .and_then(|()| self.stream.flush())
+        {
             Ok(()) => {
                 if let Some(tap) = &self.options.tap {
                     tap.data(self.flow, Side::Client, bytes);
@@ -500,7 +548,18 @@ impl Connection {
                 what: "sending",
                 after: self.options.io_timeout,
             }),
-            Err(error) => Err(ClientError::Io(error)),
+            Err(error) => Err(self.io_error(error)),
+        }
+    }
+
+    /// An I/O error, explained when TLS is behind it.
+    fn io_error(&self, error: io::Error) -> ClientError {
+        match tls::explain_stream_error(&error) {
+            Some(reason) => ClientError::Tls {
+                addr: self.addr.clone(),
+                reason,
+            },
+            None => ClientError::Io(error),
         }
     }
 

@@ -3,7 +3,9 @@
 //! report files, and exits 0 (gate passed), 1 (a gating case failed) or 2
 //! (error: bad suite, broker unreachable, a case that cannot run). Without
 //! `--bootstrap` it starts librdkafka's mock cluster in-process
-//! ([`kwire::conform::embedded`]) and says so.
+//! ([`kwire::conform::embedded`]) and says so. With `--tls` every
+//! connection of the run (to both brokers) goes over TLS with the same
+//! settings.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use kwire::client::pcap::PcapTap;
 use kwire::client::sasl::{Mechanism, SaslConfig};
-use kwire::client::ConnectOptions;
+use kwire::client::tls::{TlsConfig, TlsOptions};
+use kwire::client::{ClientError, ConnectOptions};
 use kwire::conform::embedded::EmbeddedBroker;
 use kwire::conform::report::{self, Report, Style, Terminal};
 use kwire::conform::{self, Baseline, Broker, RunOptions, Runner};
@@ -79,13 +82,35 @@ pub struct Args {
     /// is used when this is not given (it keeps the password out of `ps`).
     #[arg(long, value_name = "PASSWORD")]
     sasl_password: Option<String>,
-    /// TLS is not supported yet.
+    /// Connect over TLS: every connection of the run, to --bootstrap,
+    /// to the brokers its responses name, and to --against, with the
+    /// same settings. The broker's certificate is checked against the
+    /// system's CA certificates unless --tls-ca is given. With --record,
+    /// the decrypted Kafka bytes are recorded.
     #[arg(long)]
     tls: bool,
+    /// A PEM file of CA certificates to trust instead of the system's.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_ca: Option<PathBuf>,
+    /// The name the broker's certificate must carry (also sent as SNI),
+    /// for every connection; default: the host of each address.
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    tls_server_name: Option<String>,
+    /// A client certificate chain (PEM) for mutual TLS; needs --tls-key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_key"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "tls_cert"])]
+    tls_key: Option<PathBuf>,
+    /// Do not verify the broker's certificate (encryption without
+    /// authentication: for test brokers only; the report says so).
+    #[arg(long, requires = "tls", conflicts_with_all = ["tls_ca", "tls_server_name"])]
+    tls_insecure: bool,
     /// How long to wait for each response, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     timeout_ms: u64,
-    /// How long to wait for a TCP connection, in milliseconds.
+    /// How long to wait for a TCP connection (and then for the TLS
+    /// handshake), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5_000)]
     connect_timeout_ms: u64,
     /// Skip the check, after every case, that the broker still answers.
@@ -94,9 +119,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    if args.tls {
-        bail!("TLS is not supported yet: run against a plaintext or SASL_PLAINTEXT listener");
-    }
+    let tls = tls_config(&args)?;
     let paths = suite_paths(&args.suite)?;
     let suites = conform::load(&paths).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let baseline = match &args.baseline {
@@ -107,6 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         connect: ConnectOptions {
             connect_timeout: Duration::from_millis(args.connect_timeout_ms),
             io_timeout: Duration::from_millis(args.timeout_ms),
+            tls,
             ..ConnectOptions::default()
         },
         sasl: sasl_config(&args)?,
@@ -154,8 +178,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Kept alive until the run is over: dropping it stops the cluster.
     let embedded = match args.bootstrap {
         Some(_) => None,
+        None if args.tls => {
+            bail!("the embedded broker speaks plaintext only: --tls needs --bootstrap HOST:PORT")
+        }
         None => Some(EmbeddedBroker::start(args.embedded_brokers)?),
     };
+    if args.tls_insecure {
+        eprintln!("{INSECURE_WARNING}");
+    }
     let bootstrap = match (&args.bootstrap, &embedded) {
         (Some(bootstrap), _) => bootstrap.clone(),
         (None, Some(embedded)) => embedded.bootstrap().to_owned(),
@@ -213,9 +243,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => "external broker given with --against".to_owned(),
         };
         println!(
-            "broker {}: {} ({origin}; {} APIs advertised)",
+            "broker {}: {} ({}; {origin}; {} APIs advertised)",
             broker.label,
             broker.bootstrap,
+            broker.transport,
             broker.advertised.len()
         );
     }
@@ -250,6 +281,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         duration: started.elapsed(),
     };
     report::write_summary(&mut std::io::stdout().lock(), style, &report)?;
+    if args.tls_insecure {
+        eprintln!("{INSECURE_WARNING}");
+    }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report::json(&report))?;
         write_file(path, &(text + "\n"))?;
@@ -275,10 +309,39 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(verdict.exit_code))
 }
 
+/// Said before and after a `--tls-insecure` run.
+const INSECURE_WARNING: &str = "kwire: WARNING: --tls-insecure: the brokers' certificates \
+     were NOT verified; anyone on the path could read and change this run's traffic";
+
 fn probe(label: &str, bootstrap: &str, options: &ConnectOptions) -> anyhow::Result<Broker> {
-    Broker::probe(label, bootstrap, options).with_context(|| {
-        format!("cannot reach broker {label} at {bootstrap}: is it running and listening there?")
-    })
+    match Broker::probe(label, bootstrap, options) {
+        Ok(broker) => Ok(broker),
+        // The reason says what went wrong and what to do.
+        Err(ClientError::Tls { addr, reason }) => bail!("broker {label} at {addr}: TLS: {reason}"),
+        // A TLS listener that gets a plaintext request may just close.
+        Err(error) if error.is_closed() && options.tls.is_none() => bail!(
+            "cannot reach broker {label} at {bootstrap}: {error} before answering ApiVersions \
+             (if it is a TLS listener, add --tls)"
+        ),
+        Err(error) => Err(anyhow::Error::new(error).context(format!(
+            "cannot reach broker {label} at {bootstrap}: is it running and listening there?"
+        ))),
+    }
+}
+
+/// The TLS settings of `--tls` and its options.
+fn tls_config(args: &Args) -> anyhow::Result<Option<TlsConfig>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let options = TlsOptions {
+        ca: args.tls_ca.clone(),
+        server_name: args.tls_server_name.clone(),
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+        insecure: args.tls_insecure,
+    };
+    Ok(Some(TlsConfig::new(&options).context("--tls")?))
 }
 
 /// The suite paths: as given, or `suites/` here, or the source tree's.

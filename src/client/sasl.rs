@@ -39,6 +39,26 @@ impl Mechanism {
         }
     }
 
+    /// The hash a SCRAM mechanism is built on; None for PLAIN.
+    pub fn scram_hash(self) -> Option<Hash> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha256 => Some(Hash::Sha256),
+            Mechanism::ScramSha512 => Some(Hash::Sha512),
+        }
+    }
+
+    /// The `mechanism` number of AlterUserScramCredentials and
+    /// DescribeUserScramCredentials (KIP-554: 1 is SCRAM-SHA-256, 2 is
+    /// SCRAM-SHA-512); None for PLAIN.
+    pub fn scram_type(self) -> Option<i8> {
+        match self {
+            Mechanism::Plain => None,
+            Mechanism::ScramSha256 => Some(1),
+            Mechanism::ScramSha512 => Some(2),
+        }
+    }
+
     /// Parses a mechanism name, case-insensitively.
     pub fn parse(name: &str) -> Option<Mechanism> {
         Mechanism::ALL
@@ -65,6 +85,24 @@ impl fmt::Debug for SaslConfig {
     }
 }
 
+/// What one SASL exchange came to, for callers that judge the broker's
+/// answers themselves (the conformance runner's `sasl` step).
+#[derive(Debug)]
+pub struct Exchange {
+    /// The SaslHandshake response.
+    pub handshake: Struct,
+    /// The SaslAuthenticate version used.
+    pub authenticate_version: i16,
+    /// The last SaslAuthenticate response: the first that carried an
+    /// error, or the one that ended the mechanism; None when the
+    /// handshake already failed.
+    pub last: Option<Struct>,
+    /// Ok when the mechanism completed (for SCRAM: the server's signature
+    /// verified); else what went wrong, in the broker's words where it
+    /// gave any.
+    pub outcome: Result<(), String>,
+}
+
 /// Authenticates `connection`: SaslHandshake v1, then SaslAuthenticate at
 /// `authenticate_version` (0 to 2) until the mechanism completes.
 pub fn authenticate(
@@ -72,80 +110,113 @@ pub fn authenticate(
     config: &SaslConfig,
     authenticate_version: i16,
 ) -> Result<(), ClientError> {
-    let fail = |reason: String| ClientError::Sasl {
+    exchange(connection, config, authenticate_version)?
+        .outcome
+        .map_err(|reason| ClientError::Sasl {
+            mechanism: config.mechanism.name().to_owned(),
+            reason,
+        })
+}
+
+/// Runs the mechanism of `config` on `connection` and reports how the
+/// broker answered. A refusal (an error code, a SCRAM `e=` message, a
+/// server signature that does not verify) is an [`Exchange::outcome`];
+/// only a connection that fails or a response that does not decode is an
+/// error.
+pub fn exchange(
+    connection: &mut Connection,
+    config: &SaslConfig,
+    authenticate_version: i16,
+) -> Result<Exchange, ClientError> {
+    let undecodable = |api: &str| ClientError::Sasl {
         mechanism: config.mechanism.name().to_owned(),
-        reason,
+        reason: format!("the {api} response does not decode"),
     };
-    let mut handshake = Struct::default();
-    handshake.push(
+    let mut request = Struct::default();
+    request.push(
         "mechanism",
         Value::String(config.mechanism.name().to_owned()),
     );
-    let response = connection.request(schema::SASL_HANDSHAKE_KEY, 1, &handshake)?;
-    let body = response
+    let handshake = connection
+        .request(schema::SASL_HANDSHAKE_KEY, 1, &request)?
         .body
-        .ok_or_else(|| fail("the SaslHandshake response does not decode".to_owned()))?;
-    let error_code = body.int("error_code").unwrap_or(-1);
+        .ok_or_else(|| undecodable("SaslHandshake"))?;
+    let mut exchange = Exchange {
+        handshake,
+        authenticate_version,
+        last: None,
+        outcome: Ok(()),
+    };
+    let error_code = exchange.handshake.int("error_code").unwrap_or(-1);
     if error_code != 0 {
-        let offered: Vec<&str> = body
+        let offered: Vec<&str> = exchange
+            .handshake
             .get("mechanisms")
             .map(Value::as_array)
             .unwrap_or_default()
             .iter()
             .filter_map(Value::as_str)
             .collect();
-        return Err(fail(format!(
+        exchange.outcome = Err(format!(
             "SaslHandshake answered {}; the broker offers [{}]",
             error_name(error_code),
             offered.join(", ")
-        )));
+        ));
+        return Ok(exchange);
     }
-    let mut round = |token: Vec<u8>| -> Result<Vec<u8>, ClientError> {
+    // One SaslAuthenticate round: the broker's token, or (inner Err) the
+    // error it answered with.
+    let mut round = |token: Vec<u8>,
+                     last: &mut Option<Struct>|
+     -> Result<Result<Vec<u8>, String>, ClientError> {
         let mut request = Struct::default();
         request.push("auth_bytes", Value::Bytes(Bytes::from(token)));
-        let response = connection.request(
-            schema::SASL_AUTHENTICATE_KEY,
-            authenticate_version,
-            &request,
-        )?;
-        let body = response
+        let body = connection
+            .request(
+                schema::SASL_AUTHENTICATE_KEY,
+                authenticate_version,
+                &request,
+            )?
             .body
-            .ok_or_else(|| fail("the SaslAuthenticate response does not decode".to_owned()))?;
+            .ok_or_else(|| undecodable("SaslAuthenticate"))?;
         let error_code = body.int("error_code").unwrap_or(-1);
-        if error_code != 0 {
-            return Err(fail(format!(
+        let answer = if error_code == 0 {
+            Ok(match body.get("auth_bytes") {
+                Some(Value::Bytes(bytes)) => bytes.to_vec(),
+                _ => Vec::new(),
+            })
+        } else {
+            Err(format!(
                 "SaslAuthenticate answered {}: {}",
                 error_name(error_code),
                 body.str("error_message").unwrap_or("(no message)")
-            )));
-        }
-        Ok(match body.get("auth_bytes") {
-            Some(Value::Bytes(bytes)) => bytes.to_vec(),
-            _ => Vec::new(),
-        })
+            ))
+        };
+        *last = Some(body);
+        Ok(answer)
     };
-    match config.mechanism {
-        Mechanism::Plain => {
-            round(plain_token(&config.username, &config.password))?;
-        }
-        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
-            let hash = if config.mechanism == Mechanism::ScramSha256 {
-                Hash::Sha256
-            } else {
-                Hash::Sha512
-            };
+    let last = &mut exchange.last;
+    exchange.outcome = match config.mechanism.scram_hash() {
+        None => round(plain_token(&config.username, &config.password), last)?.map(drop),
+        Some(hash) => {
             let mut scram = Scram::new(hash, &config.username, &config.password, &nonce());
-            let server_first = round(scram.client_first().into_bytes())?;
-            let server_first = String::from_utf8(server_first)
-                .map_err(|_| fail("the server-first message is not UTF-8".to_owned()))?;
-            let client_final = scram.client_final(&server_first).map_err(&fail)?;
-            let server_final = round(client_final.into_bytes())?;
-            let server_final = String::from_utf8(server_final)
-                .map_err(|_| fail("the server-final message is not UTF-8".to_owned()))?;
-            scram.verify_server_final(&server_final).map_err(&fail)?;
+            match round(scram.client_first().into_bytes(), last)?.and_then(utf8("server-first")) {
+                Err(reason) => Err(reason),
+                Ok(server_first) => match scram.client_final(&server_first) {
+                    Err(reason) => Err(reason),
+                    Ok(client_final) => round(client_final.into_bytes(), last)?
+                        .and_then(utf8("server-final"))
+                        .and_then(|server_final| scram.verify_server_final(&server_final)),
+                },
+            }
         }
-    }
-    Ok(())
+    };
+    Ok(exchange)
+}
+
+/// A SCRAM message as text; `what` names it in the error.
+fn utf8(what: &'static str) -> impl Fn(Vec<u8>) -> Result<String, String> {
+    move |bytes| String::from_utf8(bytes).map_err(|_| format!("the {what} message is not UTF-8"))
 }
 
 fn error_name(code: i64) -> String {

@@ -42,7 +42,7 @@
 //! ## Steps
 //!
 //! A step is an object with exactly one of the keys `send`, `raw`, `wait`,
-//! `close`, `receive`, plus that kind's options; any step may have a
+//! `close`, `receive`, `sasl`, plus that kind's options; any step may have a
 //! `"note"`.
 //!
 //! **send** — one request:
@@ -90,6 +90,12 @@
 //! **receive** — `{"receive": "b"}`: reads the response to the oldest
 //! deferred send on connection `b` and checks it as that send step says.
 //! Every deferred send needs a later receive on its connection.
+//!
+//! **sasl** — `{"sasl": "main", "username": "...", "password": "...",
+//! "expect": MATCHER}`: logs the connection in with the run's SASL
+//! mechanism, with the run's credentials unless replaced; without `expect`
+//! the login must succeed, with it the last SaslAuthenticate response must
+//! match. Only in cases with `"authenticate": false`; see suites/README.md.
 //!
 //! Suite and case `vars` may be generated: `{"$repeat": {"text": "x",
 //! "count": 1100000}}` is the text repeated (at most 16 MiB), for payloads

@@ -264,9 +264,10 @@ pub fn write_summary(out: &mut impl Write, style: Style, report: &Report) -> io:
     for broker in report.brokers {
         writeln!(
             out,
-            "broker {}: {} ({} APIs advertised)",
+            "broker {}: {} ({}; {} APIs advertised)",
             broker.label,
             broker.bootstrap,
+            broker.transport,
             broker.advertised.len()
         )?;
     }
@@ -329,6 +330,7 @@ pub fn json(report: &Report) -> Json {
             serde_json::json!({
                 "label": broker.label,
                 "bootstrap": broker.bootstrap,
+                "transport": broker.transport,
                 "apis_advertised": broker.advertised.len(),
             })
         })
@@ -375,6 +377,20 @@ pub fn junit(report: &Report) -> String {
     let mut suites_xml = String::new();
     let (mut tests, mut failures, mut errors, mut skipped) = (0, 0, 0, 0);
     let mut groups = report.by_suite();
+    // Each testsuite names the brokers and their transport.
+    let mut broker_properties = String::new();
+    for broker in report.brokers {
+        let _ = writeln!(
+            broker_properties,
+            "      <property name=\"broker {}\" value=\"{} ({})\"/>",
+            xml_escape(&broker.label),
+            xml_escape(&broker.bootstrap),
+            xml_escape(&broker.transport)
+        );
+    }
+    if !broker_properties.is_empty() {
+        broker_properties = format!("    <properties>\n{broker_properties}    </properties>\n");
+    }
     let differential = differential_cases(report);
     if !differential.is_empty() {
         groups.push(("differential", Vec::new()));
@@ -513,7 +529,7 @@ pub fn junit(report: &Report) -> String {
         skipped += s_skipped;
         let _ = write!(
             suites_xml,
-            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{s_failures}\" errors=\"{s_errors}\" skipped=\"{s_skipped}\" time=\"{}\">\n{cases}  </testsuite>\n",
+            "  <testsuite name=\"{}\" tests=\"{count}\" failures=\"{s_failures}\" errors=\"{s_errors}\" skipped=\"{s_skipped}\" time=\"{}\">\n{broker_properties}{cases}  </testsuite>\n",
             xml_escape(suite),
             seconds(s_ms)
         );
@@ -568,9 +584,10 @@ pub fn markdown(report: &Report) -> String {
     for broker in report.brokers {
         let _ = writeln!(
             out,
-            "- broker {}: `{}` ({} APIs advertised)",
+            "- broker {}: `{}` ({}; {} APIs advertised)",
             broker.label,
             broker.bootstrap,
+            broker.transport,
             broker.advertised.len()
         );
     }

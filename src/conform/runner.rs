@@ -21,8 +21,8 @@ use super::diff::{self, Divergence};
 use super::glob;
 use super::matcher::{Matcher, Mismatch};
 use super::suite::{
-    Awaits, Case, Level, RawExpect, RawStep, Requirement, Route, SendStep, StepKind, Suite,
-    VersionPolicy,
+    Awaits, Case, Level, RawExpect, RawStep, Requirement, Route, SaslStep, SendStep, StepKind,
+    Suite, VersionPolicy,
 };
 use super::vars::{self, Vars};
 use crate::client::sasl::{self, SaslConfig};
@@ -39,12 +39,16 @@ pub struct Broker {
     pub label: String,
     /// The bootstrap address used for every `bootstrap` route.
     pub bootstrap: String,
+    /// What the connections run over: `plaintext` or `TLS` (with notes),
+    /// from [`ConnectOptions::transport`].
+    pub transport: String,
     pub advertised: Advertised,
 }
 
 impl Broker {
     /// Connects to the first reachable address of a comma-separated
-    /// bootstrap list and reads its ApiVersions.
+    /// bootstrap list and reads its ApiVersions. Every connection of the
+    /// run uses the same `options`, TLS included.
     pub fn probe(
         label: &str,
         bootstrap: &str,
@@ -61,6 +65,7 @@ impl Broker {
                     return Ok(Broker {
                         label: label.to_owned(),
                         bootstrap: addr.to_owned(),
+                        transport: options.transport(),
                         advertised,
                     })
                 }
@@ -677,6 +682,7 @@ impl<'r> CaseRun<'r> {
                     self.record(index, "close", None, None, "closed", None, None, 1);
                 }
                 StepKind::Receive(name) => self.receive(index, name)?,
+                StepKind::Sasl(step) => self.sasl(index, step)?,
             }
         }
         Ok(())
@@ -1313,6 +1319,108 @@ impl<'r> CaseRun<'r> {
         Ok(())
     }
 
+    /// The SaslAuthenticate version kwire uses with this broker: its
+    /// highest, at most 2.
+    fn sasl_authenticate_version(&self) -> Result<i16, Stop> {
+        self.broker
+            .advertised
+            .get(&schema::SASL_AUTHENTICATE_KEY)
+            .map(|range| range.max.min(2))
+            .ok_or_else(|| {
+                self.fail(
+                    "SASL was asked for, but the broker does not advertise SaslAuthenticate"
+                        .to_owned(),
+                    None,
+                    None,
+                    Vec::new(),
+                )
+            })
+    }
+
+    /// A `sasl` step: the run's mechanism on a connection of a case that
+    /// does not authenticate by itself, with the step's credentials. The
+    /// password never reaches the transcript or the reports.
+    fn sasl(&mut self, index: usize, step: &SaslStep) -> Result<(), Stop> {
+        let Some(run_config) = &self.runner.options.sasl else {
+            return Err(Stop::Error(
+                "a sasl step needs the run's SASL options (--sasl-mechanism, --sasl-username, --sasl-password)"
+                    .to_owned(),
+            ));
+        };
+        let text = |run: &CaseRun, given: &Option<String>, default: &str| match given {
+            Some(text) => vars::substitute_text(text, &run.vars).map_err(Stop::Error),
+            None => Ok(default.to_owned()),
+        };
+        let config = SaslConfig {
+            mechanism: run_config.mechanism,
+            username: text(self, &step.username, &run_config.username)?,
+            password: text(self, &step.password, &run_config.password)?,
+        };
+        let addr = self.broker.bootstrap.clone();
+        self.step_label = format!(
+            "sasl {} as {:?} on {} to bootstrap ({addr})",
+            config.mechanism.name(),
+            config.username,
+            step.connection
+        );
+        self.connection(&step.connection, &addr)?;
+        let version = self.sasl_authenticate_version()?;
+        let key = (step.connection.clone(), addr);
+        let exchange = match self.connections.get_mut(&key) {
+            Some(connection) => sasl::exchange(connection, &config, version),
+            None => return Err(Stop::Error("the connection was not opened".to_owned())),
+        };
+        let exchange = exchange.map_err(|error| {
+            self.fail(
+                format!("the SASL exchange broke off: {error}"),
+                None,
+                None,
+                Vec::new(),
+            )
+        })?;
+        let (api, response_version, response) = match &exchange.last {
+            Some(last) => ("SaslAuthenticate", version, to_json(last)),
+            None => ("SaslHandshake", 1, to_json(&exchange.handshake)),
+        };
+        let summary = match &exchange.outcome {
+            Ok(()) => "authenticated".to_owned(),
+            Err(reason) => format!("not authenticated: {reason}"),
+        };
+        self.record(
+            index,
+            "sasl",
+            Some(api),
+            Some(response_version),
+            &summary,
+            None,
+            Some(response.clone()),
+            1,
+        );
+        match (&step.expect, &exchange.last) {
+            (Some(expect), Some(_)) => {
+                let mismatches = self.check(expect, &response, "")?;
+                if !mismatches.is_empty() {
+                    return Err(self.fail(
+                        format!("the last SaslAuthenticate answer differs from the expectation ({summary})"),
+                        None,
+                        Some(response),
+                        mismatches,
+                    ));
+                }
+                Ok(())
+            }
+            _ => match exchange.outcome {
+                Ok(()) => Ok(()),
+                Err(reason) => Err(self.fail(
+                    format!("the SASL exchange did not complete: {reason}"),
+                    None,
+                    Some(response),
+                    Vec::new(),
+                )),
+            },
+        }
+    }
+
     /// Opens (and authenticates) the named connection to `addr` unless it
     /// is already open.
     fn connection(&mut self, name: &str, addr: &str) -> Result<(), Stop> {
@@ -1327,20 +1435,7 @@ impl<'r> CaseRun<'r> {
         let mut connection = Connection::connect(addr, self.runner.options.connect.clone())
             .map_err(|error| self.fail(error.to_string(), None, None, Vec::new()))?;
         if let (Some(config), true) = (&self.runner.options.sasl, self.case.authenticate) {
-            let version = self
-                .broker
-                .advertised
-                .get(&schema::SASL_AUTHENTICATE_KEY)
-                .map(|range| range.max.min(2))
-                .ok_or_else(|| {
-                    self.fail(
-                        "SASL was asked for, but the broker does not advertise SaslAuthenticate"
-                            .to_owned(),
-                        None,
-                        None,
-                        Vec::new(),
-                    )
-                })?;
+            let version = self.sasl_authenticate_version()?;
             sasl::authenticate(&mut connection, config, version).map_err(|error| {
                 self.fail(
                     format!("authentication failed: {error}"),

@@ -146,6 +146,21 @@ pub enum StepKind {
     Close(String),
     /// Reads the response to the oldest deferred send on a connection.
     Receive(String),
+    /// Runs the run's SASL mechanism on a connection (KIP-152).
+    Sasl(Box<SaslStep>),
+}
+
+/// A `sasl` step: the run's mechanism, with the run's credentials unless
+/// `username` or `password` replace them (a wrong password, for the cases
+/// about failed logins). Without `expect` the exchange must complete;
+/// with it, `expect` is matched against the last SaslAuthenticate
+/// response (the first that carried an error, or the final one).
+#[derive(Debug)]
+pub struct SaslStep {
+    pub connection: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub expect: Option<Json>,
 }
 
 impl StepKind {
@@ -156,6 +171,7 @@ impl StepKind {
             StepKind::Wait(_) => "wait",
             StepKind::Close(_) => "close",
             StepKind::Receive(_) => "receive",
+            StepKind::Sasl(_) => "sasl",
         }
     }
 }
@@ -529,6 +545,17 @@ fn parse_case(json: &Json) -> Checked<Case> {
         steps.push(step);
     }
     check_deferred(&steps)?;
+    if authenticate {
+        if let Some(index) = steps
+            .iter()
+            .position(|step| matches!(step.kind, StepKind::Sasl(_)))
+        {
+            return Err(at(
+                &format!("steps[{index}]"),
+                "a sasl step authenticates by itself: its case needs \"authenticate\": false",
+            ));
+        }
+    }
     Ok(Case {
         id,
         title,
@@ -607,7 +634,7 @@ fn parse_api(name: &str, field: &str) -> Checked<&'static ApiSpec> {
     })
 }
 
-const STEP_KINDS: [&str; 5] = ["send", "raw", "wait", "close", "receive"];
+const STEP_KINDS: [&str; 6] = ["send", "raw", "wait", "close", "receive", "sasl"];
 
 fn parse_step(json: &Json, field: &str) -> Checked<Step> {
     let obj = Obj::new(json, field)?;
@@ -634,6 +661,7 @@ fn parse_step(json: &Json, field: &str) -> Checked<Step> {
             check_connection_name(&name, &obj.path("receive"))?;
             StepKind::Receive(name)
         }
+        ["sasl"] => StepKind::Sasl(Box::new(parse_sasl(&obj)?)),
         [] => {
             return Err(at(
                 field,
@@ -655,6 +683,28 @@ fn parse_step(json: &Json, field: &str) -> Checked<Step> {
         }
     };
     Ok(Step { note, kind })
+}
+
+fn parse_sasl(obj: &Obj) -> Checked<SaslStep> {
+    obj.only(&["sasl", "note", "username", "password", "expect"])?;
+    let connection = obj.string("sasl")?;
+    check_connection_name(&connection, &obj.path("sasl"))?;
+    let expect = obj.get("expect").cloned();
+    if let Some(expect) = &expect {
+        let body = schema::api(schema::SASL_AUTHENTICATE_KEY).map(|api| api.response.body);
+        match body {
+            Some(body) => check_matcher(expect, &obj.path("expect"), Shape::Struct(body))?,
+            None => Matcher::parse(expect, &obj.path("expect"))
+                .map(drop)
+                .map_err(|message| at("", message))?,
+        }
+    }
+    Ok(SaslStep {
+        connection,
+        username: obj.opt_string("username")?,
+        password: obj.opt_string("password")?,
+        expect,
+    })
 }
 
 fn parse_send(obj: &Obj) -> Checked<SendStep> {
@@ -1487,6 +1537,35 @@ mod tests {
             {"send": "Metadata", "request": {"topics": [{"name": "${bad name}"}]}}
         ]))])));
         assert!(error.message.contains("not a variable name"), "{error}");
+    }
+
+    #[test]
+    fn sasl_steps_take_credentials_and_need_a_case_that_does_not_authenticate() {
+        let mut with = case(json!([
+            {"sasl": "main", "password": "${sasl_password}-wrong",
+             "expect": {"error_code": "SASL_AUTHENTICATION_FAILED"}},
+            {"send": "Metadata", "expect_close": true}
+        ]));
+        with["authenticate"] = json!(false);
+        let parsed =
+            parse_suite(Path::new("t.json"), &suite(json!([with.clone()]))).expect("valid");
+        let StepKind::Sasl(step) = &parsed.cases[0].steps[0].kind else {
+            panic!("sasl step")
+        };
+        assert_eq!(step.connection, "main");
+        assert_eq!(step.username, None);
+        assert_eq!(step.password.as_deref(), Some("${sasl_password}-wrong"));
+        with["authenticate"] = json!(true);
+        let error = error_of(&suite(json!([with.clone()])));
+        assert_eq!(error.field, "steps[0]", "{error}");
+        assert!(error.message.contains("\"authenticate\": false"), "{error}");
+        with["authenticate"] = json!(false);
+        with["steps"][0]["expect"] = json!({"auth_bites": "00"});
+        let error = error_of(&suite(json!([with.clone()])));
+        assert!(error.message.contains("auth_bites"), "{error}");
+        with["steps"][0] = json!({"sasl": "main", "mechanism": "PLAIN"});
+        let error = error_of(&suite(json!([with])));
+        assert_eq!(error.field, "steps[0].mechanism", "{error}");
     }
 
     #[test]
