@@ -14,6 +14,9 @@
 //! and headers decoded (best round); 1 MB = 10^6 bytes. The goal is 1 GB/s
 //! of frames with records decoded, on uncompressed batches.
 //!
+//! A second table times writing the decoded frames as JSON (records
+//! decoded): MB/s of frame and of JSON text.
+//!
 //! Not a test: it asserts only that each generated frame decodes cleanly.
 //! An argument picks cases by name: `cargo bench --bench decode -- Fetch`.
 
@@ -23,7 +26,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kwire::codec::{message_from_json, DecodeOptions};
+use kwire::display;
 use kwire::frame::{self, DecodedFrame};
+use kwire::json::JsonWriter;
 use kwire::records::{BatchSpec, Compression, RecordSpec};
 use kwire::schema;
 use kwire::value::{hex, parse_hex, Struct, Value};
@@ -140,6 +145,71 @@ fn main() {
                 records
             );
         }
+    }
+    json_table(&cases);
+}
+
+/// The decoded frames of each case written as JSON (`kwire decode --json`'s
+/// form, compact, through `json::JsonWriter` to a sink), records decoded:
+/// MB/s of frame and of JSON text, best round.
+fn json_table(cases: &[Case]) {
+    println!();
+    println!(
+        "{:<40} {:>13} {:>12} {:>9}",
+        "JSON writing", "frame MB/s", "JSON MB/s", "JSON MB"
+    );
+    let options = DecodeOptions::default();
+    for case in cases {
+        let decoded: Vec<DecodedFrame> = case
+            .frames
+            .iter()
+            .map(|(side, bytes)| decode(*side, bytes.clone(), &options))
+            .collect();
+        let frame_bytes: usize = case.frames.iter().map(|(_, bytes)| bytes.len()).sum();
+        let mut counter = Counter(0);
+        write_json(&decoded, &mut counter);
+        let json_bytes = counter.0;
+        let mut rates = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let start = Instant::now();
+            let mut passes = 0u64;
+            while start.elapsed() < ROUND {
+                write_json(&decoded, &mut std::io::sink());
+                passes += 1;
+            }
+            rates.push(passes as f64 / start.elapsed().as_secs_f64());
+        }
+        let best = rates.iter().copied().fold(0.0, f64::max);
+        println!(
+            "{:<40} {:>13.0} {:>12.0} {:>9.3}",
+            case.name,
+            frame_bytes as f64 / 1e6 * best,
+            json_bytes as f64 / 1e6 * best,
+            json_bytes as f64 / 1e6
+        );
+    }
+}
+
+fn write_json(frames: &[DecodedFrame], out: &mut dyn std::io::Write) {
+    let mut writer = JsonWriter::to_stream(out);
+    for frame in frames {
+        display::write_frame_json(&mut writer, frame);
+        writer.end_line().expect("written");
+    }
+    writer.flush().expect("written");
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

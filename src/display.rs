@@ -4,12 +4,14 @@
 
 use std::fmt::Write;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use std::net::SocketAddr;
+
 use serde_json::Value as Json;
 
 use crate::codec::DecodeError;
 use crate::exchange::{ErrorName, Exchange, ExchangeState, Message, Summary};
 use crate::frame::{ApiName, DecodedFrame};
+use crate::json::{self, JsonSink, JsonWriter};
 use crate::schema;
 use crate::value::{Struct, Value};
 
@@ -38,53 +40,58 @@ fn redact_value(value: &mut Value) {
     }
 }
 
-/// The JSON form of a decoded frame.
+/// The JSON form of a decoded frame (`kwire decode --json`).
 pub fn frame_json(frame: &DecodedFrame) -> Json {
-    let mut object = serde_json::Map::new();
-    object.insert("api_key".into(), frame.api_key.into());
-    object.insert("api_name".into(), frame.api_name().into());
-    object.insert("api_version".into(), frame.api_version.into());
-    let direction = match frame.direction {
-        crate::frame::Direction::Request => "request",
-        crate::frame::Direction::Response => "response",
-    };
-    object.insert("direction".into(), direction.into());
-    object.insert("size".into(), frame.size.into());
-    object.insert("header_version".into(), frame.header_version.into());
-    object.insert("header".into(), to_json(&frame.header));
-    object.insert(
-        "body".into(),
-        frame.body.as_ref().map_or(Json::Null, to_json),
-    );
-    if !frame.violations.is_empty() {
-        let violations: Vec<Json> = frame
-            .violations
-            .iter()
-            .map(|violation| {
-                serde_json::json!({
-                    "message": violation.to_string(),
-                    "path": violation.path.to_string(),
-                    "offset": violation.offset,
-                })
-            })
-            .collect();
-        object.insert("violations".into(), Json::Array(violations));
-    }
-    if let Some(error) = &frame.error {
-        object.insert(
-            "error".into(),
-            serde_json::json!({
-                "message": error.to_string(),
-                "path": error.path.to_string(),
-                "offset": error.offset,
-            }),
-        );
-    }
-    Json::Object(object)
+    json::to_value(|w| write_frame(w, frame))
 }
 
+/// [`frame_json`] as text, written to `w`.
+pub fn write_frame_json(w: &mut JsonWriter, frame: &DecodedFrame) {
+    write_frame(w, frame);
+}
+
+fn write_frame<S: JsonSink>(w: &mut S, frame: &DecodedFrame) {
+    w.begin_object();
+    w.key("api_key");
+    w.int(i64::from(frame.api_key));
+    w.key("api_name");
+    w.str(&frame.api_name());
+    w.key("api_version");
+    w.int(i64::from(frame.api_version));
+    w.key("direction");
+    w.str(match frame.direction {
+        crate::frame::Direction::Request => "request",
+        crate::frame::Direction::Response => "response",
+    });
+    w.key("size");
+    w.uint(frame.size as u64);
+    w.key("header_version");
+    w.int(i64::from(frame.header_version));
+    w.key("header");
+    frame.header.write_json(w);
+    w.key("body");
+    match &frame.body {
+        Some(body) => body.write_json(w),
+        None => w.null(),
+    }
+    if !frame.violations.is_empty() {
+        w.key("violations");
+        w.begin_array();
+        for violation in &frame.violations {
+            write_error(w, violation);
+        }
+        w.end_array();
+    }
+    if let Some(error) = &frame.error {
+        w.key("error");
+        write_error(w, error);
+    }
+    w.end_object();
+}
+
+/// A decoded tree as a JSON value.
 pub fn to_json(tree: &Struct) -> Json {
-    serde_json::to_value(tree).unwrap_or(Json::Null)
+    json::to_value(|w| tree.write_json(w))
 }
 
 /// The indented text form of a decoded frame.
@@ -234,159 +241,216 @@ pub fn state_name(state: ExchangeState) -> &'static str {
 /// `kwire live --json`, and the TUI's JSON export. Times are counted from
 /// `first_ns`, the capture's first packet.
 pub fn exchange_json(exchange: &Exchange, summary: &Summary, first_ns: i64) -> Json {
-    let json = ExchangeJson {
-        exchange,
-        summary,
-        first_ns,
-    };
-    serde_json::to_value(json).unwrap_or(Json::Null)
+    json::to_value(|w| write_exchange(w, exchange, summary, first_ns))
 }
 
-/// [`exchange_json`] written straight to `out`, byte for byte the same,
-/// without building a JSON value first: the decoded trees, nearly all of
-/// it, are serialized as they are.
+/// [`exchange_json`] as text, written to `w` without building a JSON
+/// value first: the decoded trees and record batches, nearly all of it,
+/// are written as they are.
 pub fn write_exchange_json(
-    out: impl std::io::Write,
+    w: &mut JsonWriter,
     exchange: &Exchange,
     summary: &Summary,
     first_ns: i64,
-) -> serde_json::Result<()> {
-    let json = ExchangeJson {
-        exchange,
-        summary,
-        first_ns,
+) {
+    write_exchange(w, exchange, summary, first_ns);
+}
+
+fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary, first_ns: i64) {
+    let ts_ns = exchange.ts_ns();
+    w.begin_object();
+    w.key("id");
+    w.uint(exchange.id);
+    w.key("ts");
+    match rfc3339_bytes(ts_ns) {
+        Some(text) => w.plain_str(&text),
+        None => w.str(&rfc3339(ts_ns)),
+    }
+    w.key("ts_ns");
+    w.int(ts_ns);
+    w.key("time");
+    w.float((ts_ns - first_ns) as f64 / 1e9);
+    w.key("connection");
+    w.uint(u64::from(exchange.connection));
+    w.key("client");
+    write_addr(w, exchange.client);
+    w.key("broker");
+    write_addr(w, exchange.broker);
+    w.key("client_id");
+    w.opt_str(exchange.client_id());
+    w.key("api_key");
+    w.int(i64::from(exchange.api_key));
+    w.key("api_name");
+    match schema::api(exchange.api_key) {
+        Some(api) => w.str(api.name),
+        None => w.display(&ApiName(exchange.api_key)),
+    }
+    w.key("api_version");
+    w.int(i64::from(exchange.api_version));
+    w.key("correlation_id");
+    w.int(i64::from(exchange.correlation_id));
+    w.key("state");
+    w.str(state_name(exchange.state));
+    w.key("inferred");
+    w.bool(exchange.inferred);
+    w.key("lost");
+    w.bool(exchange.lost);
+    w.key("latency_us");
+    match exchange.latency_ns() {
+        Some(ns) => w.float(ns as f64 / 1e3),
+        None => w.null(),
+    }
+    w.key("sizes");
+    write_sizes(w, exchange);
+    w.key("errors");
+    w.begin_array();
+    for &code in &summary.errors {
+        match schema::error(code) {
+            Some(error) => w.str(error.name),
+            None => w.display(&ErrorName(code)),
+        }
+    }
+    w.end_array();
+    w.key("summary");
+    write_summary(w, summary);
+    w.key("sasl");
+    w.serde(&exchange.sasl);
+    let sides = [
+        ("request", &exchange.request),
+        ("response", &exchange.response),
+    ]
+    .map(|(side, message)| (side, message.as_ref().map(|message| &message.frame)));
+    w.key("decode_errors");
+    w.begin_object();
+    for (side, frame) in sides {
+        w.key(side);
+        match frame.and_then(|frame| frame.error.as_ref()) {
+            Some(error) => write_error(w, error),
+            None => w.null(),
+        }
+    }
+    w.end_object();
+    // The decoded trees, nearly all of the output.
+    for (side, frame) in sides {
+        w.key(side);
+        match frame.and_then(|frame| frame.body.as_ref()) {
+            Some(body) => body.write_json(w),
+            None => w.null(),
+        }
+    }
+    w.end_object();
+}
+
+/// An address as `Display` writes it: IPv4 by hand, which is nearly all.
+fn write_addr<S: JsonSink>(w: &mut S, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let mut text = Vec::with_capacity(21);
+            for (index, octet) in v4.ip().octets().into_iter().enumerate() {
+                if index > 0 {
+                    text.push(b'.');
+                }
+                json::write_uint(&mut text, u64::from(octet));
+            }
+            text.push(b':');
+            json::write_uint(&mut text, u64::from(v4.port()));
+            // Digits, dots and a colon are ASCII.
+            w.str(std::str::from_utf8(&text).unwrap_or_default());
+        }
+        SocketAddr::V6(_) => w.display(&addr),
+    }
+}
+
+fn write_sizes<S: JsonSink>(w: &mut S, exchange: &Exchange) {
+    let missing =
+        |message: &Option<Message>| message.as_ref().map_or(0, |message| message.missing_bytes);
+    let size = |w: &mut S, size: Option<usize>| match size {
+        Some(size) => w.uint(size as u64),
+        None => w.null(),
     };
-    serde_json::to_writer(out, &json)
+    w.begin_object();
+    w.key("request");
+    size(w, exchange.request_size());
+    w.key("response");
+    size(w, exchange.response_size());
+    w.key("request_missing_bytes");
+    w.uint(missing(&exchange.request));
+    w.key("response_missing_bytes");
+    w.uint(missing(&exchange.response));
+    w.end_object();
 }
 
-/// An exchange's JSON form, written field by field.
-struct ExchangeJson<'a> {
-    exchange: &'a Exchange,
-    summary: &'a Summary,
-    first_ns: i64,
-}
-
-impl Serialize for ExchangeJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let (exchange, summary) = (self.exchange, self.summary);
-        let ts_ns = exchange.ts_ns();
-        let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("id", &exchange.id)?;
-        map.serialize_entry("ts", &rfc3339(ts_ns))?;
-        map.serialize_entry("ts_ns", &ts_ns)?;
-        map.serialize_entry("time", &((ts_ns - self.first_ns) as f64 / 1e9))?;
-        map.serialize_entry("connection", &exchange.connection)?;
-        map.serialize_entry("client", &Shown(exchange.client))?;
-        map.serialize_entry("broker", &Shown(exchange.broker))?;
-        map.serialize_entry("client_id", &exchange.client_id())?;
-        map.serialize_entry("api_key", &exchange.api_key)?;
-        map.serialize_entry("api_name", &Shown(ApiName(exchange.api_key)))?;
-        map.serialize_entry("api_version", &exchange.api_version)?;
-        map.serialize_entry("correlation_id", &exchange.correlation_id)?;
-        map.serialize_entry("state", state_name(exchange.state))?;
-        map.serialize_entry("inferred", &exchange.inferred)?;
-        map.serialize_entry("lost", &exchange.lost)?;
-        let latency_us = exchange.latency_ns().map(|ns| ns as f64 / 1e3);
-        map.serialize_entry("latency_us", &latency_us)?;
-        map.serialize_entry("sizes", &Sizes(exchange))?;
-        let errors: Vec<Shown<ErrorName>> = summary
-            .errors
-            .iter()
-            .map(|code| Shown(ErrorName(*code)))
-            .collect();
-        map.serialize_entry("errors", &errors)?;
-        map.serialize_entry("summary", &SummaryJson(summary))?;
-        map.serialize_entry("sasl", &exchange.sasl)?;
-        map.serialize_entry(
-            "decode_errors",
-            &DecodeErrors(
-                side_error(&exchange.request),
-                side_error(&exchange.response),
-            ),
-        )?;
-        map.serialize_entry("request", &body(&exchange.request))?;
-        map.serialize_entry("response", &body(&exchange.response))?;
-        map.end()
+fn write_summary<S: JsonSink>(w: &mut S, summary: &Summary) {
+    w.begin_object();
+    w.key("line");
+    w.str(&summary.line());
+    w.key("topics");
+    w.begin_object();
+    for (topic, partitions) in &summary.topics {
+        w.key(topic);
+        w.begin_array();
+        for partition in partitions {
+            w.int(i64::from(*partition));
+        }
+        w.end_array();
     }
-}
-
-fn body(message: &Option<Message>) -> Option<&Struct> {
-    message
-        .as_ref()
-        .and_then(|message| message.frame.body.as_ref())
-}
-
-fn side_error(message: &Option<Message>) -> Option<&DecodeError> {
-    message
-        .as_ref()
-        .and_then(|message| message.frame.error.as_ref())
-}
-
-/// A value serialized as the string its `Display` writes.
-struct Shown<T>(T);
-
-impl<T: std::fmt::Display> Serialize for Shown<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0)
-    }
-}
-
-struct Sizes<'a>(&'a Exchange);
-
-impl Serialize for Sizes<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let exchange = self.0;
-        let missing =
-            |message: &Option<Message>| message.as_ref().map_or(0, |message| message.missing_bytes);
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("request", &exchange.request_size())?;
-        map.serialize_entry("response", &exchange.response_size())?;
-        map.serialize_entry("request_missing_bytes", &missing(&exchange.request))?;
-        map.serialize_entry("response_missing_bytes", &missing(&exchange.response))?;
-        map.end()
-    }
-}
-
-struct SummaryJson<'a>(&'a Summary);
-
-impl Serialize for SummaryJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let summary = self.0;
-        let mut map = serializer.serialize_map(Some(4))?;
-        map.serialize_entry("line", &summary.line())?;
-        map.serialize_entry("topics", &summary.topics)?;
-        map.serialize_entry("records", &summary.record_count())?;
-        map.serialize_entry("record_bytes", &summary.record_bytes())?;
-        map.end()
-    }
-}
-
-struct DecodeErrors<'a>(Option<&'a DecodeError>, Option<&'a DecodeError>);
-
-impl Serialize for DecodeErrors<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(2))?;
-        map.serialize_entry("request", &self.0.map(ErrorJson))?;
-        map.serialize_entry("response", &self.1.map(ErrorJson))?;
-        map.end()
-    }
+    w.end_object();
+    w.key("records");
+    w.uint(summary.record_count());
+    w.key("record_bytes");
+    w.uint(summary.record_bytes());
+    w.end_object();
 }
 
 /// A decode error as `{"message", "path", "offset"}`.
-struct ErrorJson<'a>(&'a DecodeError);
-
-impl Serialize for ErrorJson<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(3))?;
-        map.serialize_entry("message", &Shown(self.0))?;
-        map.serialize_entry("path", &Shown(&self.0.path))?;
-        map.serialize_entry("offset", &self.0.offset)?;
-        map.end()
-    }
+fn write_error<S: JsonSink>(w: &mut S, error: &DecodeError) {
+    w.begin_object();
+    w.key("message");
+    w.display(error);
+    w.key("path");
+    w.display(&error.path);
+    w.key("offset");
+    w.uint(error.offset as u64);
+    w.end_object();
 }
 
 /// `2024-05-01T12:34:56.123456789Z`: RFC 3339 in UTC with nanoseconds.
 pub fn rfc3339(ts_ns: i64) -> String {
+    let (year, month, day, of_day, nanos) = civil(ts_ns);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        of_day / 3_600,
+        of_day % 3_600 / 60,
+        of_day % 60
+    )
+}
+
+/// [`rfc3339`] without the formatting machinery, for the years of four
+/// digits (all that nanoseconds in an i64 reach: 1677 to 2262).
+fn rfc3339_bytes(ts_ns: i64) -> Option<[u8; 30]> {
+    let (year, month, day, of_day, nanos) = civil(ts_ns);
+    let year = u16::try_from(year).ok().filter(|year| *year <= 9999)?;
+    let mut out = *b"0000-00-00T00:00:00.000000000Z";
+    let mut put = |at: usize, width: usize, mut n: i64| {
+        for slot in out.iter_mut().skip(at).take(width).rev() {
+            // A remainder by 10 is a digit.
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, i64::from(year));
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3_600);
+    put(14, 2, of_day % 3_600 / 60);
+    put(17, 2, of_day % 60);
+    put(20, 9, nanos);
+    Some(out)
+}
+
+/// Year, month, day, second of the day and nanoseconds of a time in
+/// nanoseconds since the Unix epoch, in UTC.
+fn civil(ts_ns: i64) -> (i64, i64, i64, i64, i64) {
     let seconds = ts_ns.div_euclid(1_000_000_000);
     let nanos = ts_ns.rem_euclid(1_000_000_000);
     let days = seconds.div_euclid(86_400);
@@ -401,10 +465,34 @@ pub fn rfc3339(ts_ns: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        of_day / 3_600,
-        of_day % 3_600 / 60,
-        of_day % 60
-    )
+    (year, month, day, of_day, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_by_hand_matches_the_formatted_form() {
+        let times = [
+            0,
+            -1,
+            1_709_251_199_123_456_789,
+            951_782_400_000_000_000,
+            i64::MIN,
+            i64::MAX,
+            1_795_299_512_784_447_863,
+        ];
+        for ts in times
+            .into_iter()
+            .chain((0..2_000i64).map(|n| n.wrapping_mul(7_777_777_777_777_777)))
+        {
+            let bytes = rfc3339_bytes(ts).expect("four-digit year");
+            assert_eq!(
+                std::str::from_utf8(&bytes),
+                Ok(rfc3339(ts).as_str()),
+                "{ts}"
+            );
+        }
+    }
 }

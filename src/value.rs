@@ -7,7 +7,9 @@
 //! keep their raw bytes, which makes decode-then-encode lossless.
 
 use bytes::Bytes;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::ser::{Serialize, Serializer};
+
+use crate::json::JsonSink;
 
 use crate::records::RecordSet;
 
@@ -127,25 +129,33 @@ impl Value {
     }
 }
 
-impl Serialize for Value {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl Value {
+    /// Describes this value to a JSON sink: integers and floats as numbers,
+    /// bytes as hex, UUIDs in Kafka's base64, record sets as in
+    /// `records` (see its `json.rs`).
+    pub fn write_json<S: JsonSink>(&self, w: &mut S) {
         match self {
-            Value::Null => serializer.serialize_none(),
-            Value::Bool(value) => serializer.serialize_bool(*value),
-            Value::Int(value) => serializer.serialize_i64(*value),
-            Value::Float(value) => serializer.serialize_f64(*value),
-            Value::String(text) => serializer.serialize_str(text),
-            Value::Bytes(bytes) => serializer.serialize_str(&hex(bytes)),
-            Value::Uuid(uuid) => serializer.serialize_str(&uuid_to_base64(uuid)),
-            Value::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
+            Value::Null => w.null(),
+            Value::Bool(value) => w.bool(*value),
+            Value::Int(value) => w.int(*value),
+            Value::Float(value) => w.float(*value),
+            Value::String(text) => w.str(text),
+            Value::Bytes(bytes) => w.hex(bytes),
+            Value::Uuid(uuid) => {
+                let chars = uuid_base64_chars(uuid);
+                // Base64 characters are ASCII.
+                w.str(std::str::from_utf8(&chars).unwrap_or_default());
             }
-            Value::Struct(inner) => inner.serialize(serializer),
-            Value::Records(records) => records.serialize(serializer),
+            Value::Array(items) => {
+                w.begin_array();
+                for item in items {
+                    item.write_json(w);
+                    w.checkpoint();
+                }
+                w.end_array();
+            }
+            Value::Struct(inner) => inner.write_json(w),
+            Value::Records(records) => records.write_json(w),
         }
     }
 }
@@ -153,34 +163,52 @@ impl Serialize for Value {
 /// The JSON key under which unknown tagged fields appear.
 pub const UNKNOWN_TAGS_KEY: &str = "_unknown_tags";
 
-impl Serialize for Struct {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let extra = usize::from(!self.unknown_tags.is_empty());
-        let mut map = serializer.serialize_map(Some(self.fields.len() + extra))?;
+impl Struct {
+    /// Describes this struct to a JSON sink: an object of its fields in
+    /// wire order, then unknown tags as `[{"tag": N, "data": "hex"}]`.
+    pub fn write_json<S: JsonSink>(&self, w: &mut S) {
+        w.begin_object();
         for field in &self.fields {
-            map.serialize_entry(field.name, &field.value)?;
+            w.key(field.name);
+            field.value.write_json(w);
         }
         if !self.unknown_tags.is_empty() {
-            let tags: Vec<serde_json::Value> = self
-                .unknown_tags
-                .iter()
-                .map(|raw| serde_json::json!({ "tag": raw.tag, "data": hex(&raw.data) }))
-                .collect();
-            map.serialize_entry(UNKNOWN_TAGS_KEY, &tags)?;
+            w.key(UNKNOWN_TAGS_KEY);
+            w.begin_array();
+            for raw in &self.unknown_tags {
+                w.begin_object();
+                w.key("tag");
+                w.uint(u64::from(raw.tag));
+                w.key("data");
+                w.hex(&raw.data);
+                w.end_object();
+            }
+            w.end_array();
         }
-        map.end()
+        w.end_object();
+    }
+}
+
+/// `Serialize` gives the same JSON as [`Value::write_json`], through a
+/// `serde_json::Value`: for tests and other callers that are not hot.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::json::to_value(|w| self.write_json(w)).serialize(serializer)
+    }
+}
+
+impl Serialize for Struct {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        crate::json::to_value(|w| self.write_json(w)).serialize(serializer)
     }
 }
 
 /// Lowercase hex, the JSON form of `bytes` fields.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
-    }
-    out
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    crate::json::write_hex(&mut out, bytes);
+    // Hex digits are ASCII.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Parses hex, ignoring ASCII whitespace.
@@ -215,17 +243,25 @@ const BASE64_URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 /// Kafka shows UUIDs (topic ids, directory ids) as URL-safe base64 without
 /// padding, 22 characters; kwire does the same.
 pub fn uuid_to_base64(uuid: &[u8; 16]) -> String {
+    uuid_base64_chars(uuid)
+        .iter()
+        .map(|&c| char::from(c))
+        .collect()
+}
+
+/// The 22 characters of [`uuid_to_base64`].
+fn uuid_base64_chars(uuid: &[u8; 16]) -> [u8; 22] {
     // 22 characters of 6 bits carry 132 bits: the 128 bits, then 4 zero bits.
     let bits = u128::from_be_bytes(*uuid);
-    let mut out = String::with_capacity(22);
-    for index in 0..22 {
-        let shift = 128i32 - 6 * (index + 1);
+    let mut out = [0u8; 22];
+    for (index, slot) in out.iter_mut().enumerate() {
+        let shift = 128i32 - 6 * (index as i32 + 1);
         let sextet = if shift >= 0 {
             (bits >> shift) & 0x3f
         } else {
             (bits << -shift) & 0x3f
         };
-        out.push(char::from(BASE64_URL[sextet as usize]));
+        *slot = BASE64_URL[sextet as usize];
     }
     out
 }

@@ -21,6 +21,7 @@ use kwire::display::write_exchange_json;
 use kwire::exchange::{Exchange, ExchangeState, Summary};
 use kwire::filter::{self, Filter};
 use kwire::frame::ApiName;
+use kwire::json::JsonWriter;
 use kwire::records::Limits;
 use kwire::session::{read_capture_with, AnalyzerOptions};
 use kwire::stats::{write_duration, write_quoted_if_needed, Stats};
@@ -119,6 +120,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A terminal sees each line as it comes; a pipe gets full buffers.
     let interactive = std::io::stdout().is_terminal();
     let mut stdout = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, unbuffered_stdout());
+    // NDJSON goes through the JSON writer's own buffer, straight to the
+    // descriptor (only --json without --stats writes there).
+    let mut json_stdout = unbuffered_stdout();
+    let mut json = JsonWriter::to_stream(&mut *json_stdout);
     let mut stats = Stats::new();
     let mut kept = args.write.as_ref().map(|_| KeptPackets::default());
     // One line's text, reused for every line.
@@ -136,18 +141,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Ok(());
         }
         if args.json {
-            // As an io::Error, so that main sees a broken pipe as one.
-            write_exchange_json(&mut stdout, &exchange, &summary, first_ns)
-                .map_err(std::io::Error::from)?;
-            stdout.write_all(b"\n")?;
+            // The writer's errors are io::Errors, so main sees a broken
+            // pipe as one.
+            write_exchange_json(&mut json, &exchange, &summary, first_ns);
+            json.end_line()?;
+            if interactive {
+                json.flush()?;
+            }
         } else {
             line.clear();
             write_text_line(&mut line, &exchange, &summary, first_ns);
             line.push('\n');
             stdout.write_all(line.as_bytes())?;
-        }
-        if interactive {
-            stdout.flush()?;
+            if interactive {
+                stdout.flush()?;
+            }
         }
         Ok(())
     };
@@ -187,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     stdout.flush()?;
+    json.flush()?;
     if let Some(error) = &report.read_error {
         eprintln!(
             "kwire: warning: {}: the capture ends early ({error}); what came before was analysed",

@@ -8,6 +8,7 @@
 //! blocks). Decoding tells them apart by the magic; encoding writes xerial,
 //! as the Java client does, unless asked for raw.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use super::lz4;
@@ -145,19 +146,49 @@ pub fn decompress(
         }
         Compression::Snappy => snappy_decompress(input, budget),
         Compression::Lz4 => lz4::decompress(input, budget),
-        Compression::Zstd => {
-            let mut decoder = zstd::stream::read::Decoder::with_buffer(input)
-                .map_err(|e| CodecError::Corrupt(format!("zstd: {e}")))?;
-            // A frame may demand a window as large as it likes; refuse any
-            // larger than the whole budget could ever fill.
-            let log = usize::BITS - budget.limit().max(1 << 10).leading_zeros();
-            decoder
-                .window_log_max(log.clamp(10, 27))
-                .map_err(|e| CodecError::Corrupt(format!("zstd: {e}")))?;
-            read_bounded(decoder, input.len(), budget, "zstd")
-        }
+        Compression::Zstd => ZSTD_CONTEXT.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut context) => zstd_decompress(input, budget, &mut context),
+            // Not reentrant, so never borrowed here; were it, a context of
+            // its own does the same work.
+            Err(_) => zstd_decompress(input, budget, &mut None),
+        }),
         Compression::Unknown(n) => Err(CodecError::Unknown(n)),
     }
+}
+
+thread_local! {
+    /// One zstd decompression context per thread, reused for every batch:
+    /// making one allocates and initialises its tables (about 100 KB),
+    /// more work than a small batch's decompression. Each use starts a new
+    /// session on it (`zstd::stream::raw::Decoder::with_context`), so
+    /// nothing carries over from one batch to the next, a failed one
+    /// included.
+    static ZSTD_CONTEXT: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { RefCell::new(None) };
+}
+
+/// A zstd payload, decompressed with `context` (made on first use).
+fn zstd_decompress(
+    input: &[u8],
+    budget: &mut Budget,
+    context: &mut Option<zstd::zstd_safe::DCtx<'static>>,
+) -> Result<Vec<u8>, CodecError> {
+    let corrupt = |e: std::io::Error| CodecError::Corrupt(format!("zstd: {e}"));
+    if context.is_none() {
+        *context = zstd::zstd_safe::DCtx::try_create();
+    }
+    let Some(context) = context.as_mut() else {
+        return Err(CodecError::Corrupt(
+            "zstd: cannot allocate a decompression context".into(),
+        ));
+    };
+    let mut decoder = zstd::stream::read::Decoder::with_context(input, context);
+    // A frame may demand a window as large as it likes; refuse any larger
+    // than the whole budget could ever fill. Set on every use: the
+    // context keeps parameters across sessions.
+    let log = usize::BITS - budget.limit().max(1 << 10).leading_zeros();
+    decoder.window_log_max(log.clamp(10, 27)).map_err(corrupt)?;
+    read_bounded(decoder, input.len(), budget, "zstd")
 }
 
 /// Reads a streaming decoder to the end, but never more than the budget

@@ -28,31 +28,39 @@
 //! recomputed, because re-compressing a payload changes both.
 
 use bytes::Bytes;
-use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::compression::{Compression, SnappyFraming};
 use super::encode::{BatchSpec, ControlSpec, RecordSpec};
 use super::{Batch, ControlRecord, ControlType, RecordRef, RecordSet, TimestampType};
+use crate::json::JsonSink;
 
 // ---- serializing ------------------------------------------------------------
 
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
-}
+#[cfg(test)]
+pub use crate::value::hex;
 
 /// A key or value: a string when it is readable text, `{"hex": ...}`
 /// otherwise. Valid UTF-8 holding control characters other than tab, CR and
 /// LF (binary ids, packed integers, control-record keys) counts as binary:
 /// shown as `"\u0000\u0000\u0000\u0001"` it would be unreadable.
-struct Blob<'a>(Option<&'a [u8]>);
+fn write_blob<S: JsonSink>(w: &mut S, blob: Option<&[u8]>) {
+    match blob {
+        None => w.null(),
+        // The common case, checked in one pass.
+        Some(b) if crate::json::is_plain(b) => w.plain_str(b),
+        Some(b) => match as_text(b) {
+            Some(text) => w.str(text),
+            None => {
+                w.begin_object();
+                w.key("hex");
+                w.hex(b);
+                w.end_object();
+            }
+        },
+    }
+}
 
 fn as_text(b: &[u8]) -> Option<&str> {
     if readable_ascii(b) {
@@ -76,122 +84,141 @@ fn readable_ascii(b: &[u8]) -> bool {
     })
 }
 
-impl Serialize for Blob<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            None => s.serialize_none(),
-            Some(b) => match as_text(b) {
-                Some(text) => s.serialize_str(text),
-                None => {
-                    let mut m = s.serialize_map(Some(1))?;
-                    m.serialize_entry("hex", &hex(b))?;
-                    m.end()
-                }
-            },
+impl RecordSet {
+    /// Describes this record set to a JSON sink, in the shape at the top
+    /// of this file: the batches and their records, straight from the
+    /// decoded spans.
+    pub fn write_json<S: JsonSink>(&self, w: &mut S) {
+        w.begin_object();
+        if !self.decoded {
+            w.key("undecoded_bytes");
+            w.uint(self.raw.len() as u64);
+            w.end_object();
+            return;
         }
+        w.key("batches");
+        w.begin_array();
+        for batch in &self.batches {
+            write_batch(w, batch);
+            w.checkpoint();
+        }
+        w.end_array();
+        if let Some(tail) = self.partial_tail {
+            w.key("partial_tail_bytes");
+            w.uint(tail.bytes as u64);
+            // The cut-off bytes themselves, so the JSON form rebuilds them.
+            w.key("partial_tail_hex");
+            w.hex(self.raw.get(tail.position..).unwrap_or_default());
+        }
+        w.end_object();
     }
 }
 
+/// `Serialize` gives the same JSON as [`RecordSet::write_json`], through a
+/// `serde_json::Value`.
 impl Serialize for RecordSet {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        if !self.decoded {
-            m.serialize_entry("undecoded_bytes", &self.raw.len())?;
-            return m.end();
-        }
-        m.serialize_entry("batches", &self.batches)?;
-        if let Some(tail) = self.partial_tail {
-            m.serialize_entry("partial_tail_bytes", &tail.bytes)?;
-            // The cut-off bytes themselves, so the JSON form rebuilds them.
-            let bytes = self.raw.get(tail.position..).unwrap_or_default();
-            m.serialize_entry("partial_tail_hex", &hex(bytes))?;
-        }
-        m.end()
+        crate::json::to_value(|w| self.write_json(w)).serialize(s)
     }
 }
 
-fn compression_value(c: Compression) -> Value {
+fn write_compression<S: JsonSink>(w: &mut S, c: Compression) {
     match c.name() {
-        Some(name) => Value::from(name),
-        None => Value::from(c.code()),
+        Some(name) => w.str(name),
+        None => w.uint(u64::from(c.code())),
     }
 }
 
-impl Serialize for Batch {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("magic", &self.magic)?;
-        let legacy = self.is_legacy();
-        if legacy {
-            m.serialize_entry("offset", &self.base_offset)?;
-            m.serialize_entry("message_size", &self.batch_length)?;
-        } else {
-            m.serialize_entry("base_offset", &self.base_offset)?;
-            m.serialize_entry("batch_length", &self.batch_length)?;
-            m.serialize_entry("partition_leader_epoch", &self.partition_leader_epoch)?;
-        }
-        m.serialize_entry("crc", &self.crc)?;
-        m.serialize_entry("crc_ok", &self.crc_ok)?;
-        if !self.crc_ok {
-            m.serialize_entry("crc_computed", &self.crc_computed)?;
-        }
-        m.serialize_entry("compression", &compression_value(self.compression()))?;
-        if self.magic >= 1 {
-            m.serialize_entry("timestamp_type", self.timestamp_type().name())?;
-        }
-        // Bits the named fields above do not show.
-        let known: i16 = if legacy { 0x0f } else { 0x7f };
-        if self.attributes & !known != 0 {
-            m.serialize_entry("attributes", &self.attributes)?;
-        }
-        if legacy {
-            if self.magic >= 1 {
-                m.serialize_entry("timestamp", &self.max_timestamp)?;
-            }
-            if self.wrapper_key.is_some() {
-                m.serialize_entry("key", &Blob(self.wrapper_key.as_deref()))?;
-            }
-        } else {
-            m.serialize_entry("transactional", &self.is_transactional())?;
-            m.serialize_entry("control", &self.is_control())?;
-            if self.has_delete_horizon() {
-                m.serialize_entry("delete_horizon", &true)?;
-            }
-            m.serialize_entry("last_offset_delta", &self.last_offset_delta)?;
-            m.serialize_entry("base_timestamp", &self.base_timestamp)?;
-            m.serialize_entry("max_timestamp", &self.max_timestamp)?;
-            m.serialize_entry("producer_id", &self.producer_id)?;
-            m.serialize_entry("producer_epoch", &self.producer_epoch)?;
-            m.serialize_entry("base_sequence", &self.base_sequence)?;
-            if usize::try_from(self.record_count).ok() != Some(self.records.len()) {
-                m.serialize_entry("record_count", &self.record_count)?;
-            }
-        }
-        // A batch whose header only was read has no records to show;
-        // `record_count` above says how many it holds.
-        if !self.headers_only {
-            m.serialize_entry("records", &RecordsJson(self))?;
-        }
-        if !self.errors.is_empty() {
-            m.serialize_entry("error", &self.errors.join("; "))?;
-        }
-        m.end()
+fn write_batch<S: JsonSink>(w: &mut S, batch: &Batch) {
+    w.begin_object();
+    w.key("magic");
+    w.int(i64::from(batch.magic));
+    let legacy = batch.is_legacy();
+    if legacy {
+        w.key("offset");
+        w.int(batch.base_offset);
+        w.key("message_size");
+        w.int(i64::from(batch.batch_length));
+    } else {
+        w.key("base_offset");
+        w.int(batch.base_offset);
+        w.key("batch_length");
+        w.int(i64::from(batch.batch_length));
+        w.key("partition_leader_epoch");
+        w.int(i64::from(batch.partition_leader_epoch));
     }
-}
-
-struct RecordsJson<'a>(&'a Batch);
-
-impl Serialize for RecordsJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.records.len()))?;
-        for r in self.0.iter() {
-            seq.serialize_element(&RecordJson(r))?;
-        }
-        seq.end()
+    w.key("crc");
+    w.uint(u64::from(batch.crc));
+    w.key("crc_ok");
+    w.bool(batch.crc_ok);
+    if !batch.crc_ok {
+        w.key("crc_computed");
+        w.uint(u64::from(batch.crc_computed));
     }
+    w.key("compression");
+    write_compression(w, batch.compression());
+    if batch.magic >= 1 {
+        w.key("timestamp_type");
+        w.str(batch.timestamp_type().name());
+    }
+    // Bits the named fields above do not show.
+    let known: i16 = if legacy { 0x0f } else { 0x7f };
+    if batch.attributes & !known != 0 {
+        w.key("attributes");
+        w.int(i64::from(batch.attributes));
+    }
+    if legacy {
+        if batch.magic >= 1 {
+            w.key("timestamp");
+            w.int(batch.max_timestamp);
+        }
+        if batch.wrapper_key.is_some() {
+            w.key("key");
+            write_blob(w, batch.wrapper_key.as_deref());
+        }
+    } else {
+        w.key("transactional");
+        w.bool(batch.is_transactional());
+        w.key("control");
+        w.bool(batch.is_control());
+        if batch.has_delete_horizon() {
+            w.key("delete_horizon");
+            w.bool(true);
+        }
+        w.key("last_offset_delta");
+        w.int(i64::from(batch.last_offset_delta));
+        w.key("base_timestamp");
+        w.int(batch.base_timestamp);
+        w.key("max_timestamp");
+        w.int(batch.max_timestamp);
+        w.key("producer_id");
+        w.int(batch.producer_id);
+        w.key("producer_epoch");
+        w.int(i64::from(batch.producer_epoch));
+        w.key("base_sequence");
+        w.int(i64::from(batch.base_sequence));
+        if usize::try_from(batch.record_count).ok() != Some(batch.records.len()) {
+            w.key("record_count");
+            w.int(i64::from(batch.record_count));
+        }
+    }
+    // A batch whose header only was read has no records to show;
+    // `record_count` above says how many it holds.
+    if !batch.headers_only {
+        w.key("records");
+        w.begin_array();
+        for record in batch.iter() {
+            write_record(w, record);
+            w.checkpoint();
+        }
+        w.end_array();
+    }
+    if !batch.errors.is_empty() {
+        w.key("error");
+        w.str(&batch.errors.join("; "));
+    }
+    w.end_object();
 }
-
-struct RecordJson<'a>(RecordRef<'a>);
 
 /// The key and value a control record would be rebuilt with.
 fn control_spec(c: &ControlRecord) -> ControlSpec {
@@ -203,95 +230,89 @@ fn control_spec(c: &ControlRecord) -> ControlSpec {
     }
 }
 
-impl Serialize for RecordJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        let batch_magic = r.batch.magic;
-        let legacy = r.legacy();
-        let control = r.control();
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("offset", &r.offset())?;
-        let magic = legacy.map_or(batch_magic, |l| l.magic);
-        if magic >= 1 {
-            m.serialize_entry("timestamp", &r.timestamp())?;
-        }
-        if let Some(l) = legacy {
-            if l.magic != batch_magic {
-                m.serialize_entry("magic", &l.magic)?;
-            }
-            if l.attributes != 0 {
-                m.serialize_entry("attributes", &l.attributes)?;
-            }
-            m.serialize_entry("crc", &l.crc)?;
-            m.serialize_entry("crc_ok", &l.crc_ok)?;
-            if !l.crc_ok {
-                m.serialize_entry("crc_computed", &l.crc_computed)?;
-            }
-        } else if r.record.attributes != 0 {
-            m.serialize_entry("attributes", &r.record.attributes)?;
-        }
-        // A control record whose key and value are exactly what its parsed
-        // form rebuilds shows only the parsed form.
-        let canonical = control.is_some_and(|c| {
-            let spec = control_spec(&c);
-            r.key() == Some(&spec.key()[..]) && r.value() == spec.value().as_deref()
-        });
-        if !canonical {
-            m.serialize_entry("key", &Blob(r.key()))?;
-            m.serialize_entry("value", &Blob(r.value()))?;
-        }
-        if legacy.is_none() {
-            m.serialize_entry("headers", &HeadersJson(r))?;
-        }
-        if let Some(c) = control {
-            m.serialize_entry("control", &ControlJson(c))?;
-        }
-        m.end()
+fn write_record<S: JsonSink>(w: &mut S, r: RecordRef<'_>) {
+    let batch_magic = r.batch.magic;
+    let legacy = r.legacy();
+    let control = r.control();
+    w.begin_object();
+    w.key("offset");
+    w.int(r.offset());
+    let magic = legacy.map_or(batch_magic, |l| l.magic);
+    if magic >= 1 {
+        w.key("timestamp");
+        w.int(r.timestamp());
     }
+    if let Some(l) = legacy {
+        if l.magic != batch_magic {
+            w.key("magic");
+            w.int(i64::from(l.magic));
+        }
+        if l.attributes != 0 {
+            w.key("attributes");
+            w.uint(u64::from(l.attributes));
+        }
+        w.key("crc");
+        w.uint(u64::from(l.crc));
+        w.key("crc_ok");
+        w.bool(l.crc_ok);
+        if !l.crc_ok {
+            w.key("crc_computed");
+            w.uint(u64::from(l.crc_computed));
+        }
+    } else if r.record.attributes != 0 {
+        w.key("attributes");
+        w.int(i64::from(r.record.attributes));
+    }
+    // A control record whose key and value are exactly what its parsed
+    // form rebuilds shows only the parsed form.
+    let canonical = control.is_some_and(|c| {
+        let spec = control_spec(&c);
+        r.key() == Some(&spec.key()[..]) && r.value() == spec.value().as_deref()
+    });
+    if !canonical {
+        w.key("key");
+        write_blob(w, r.key());
+        w.key("value");
+        write_blob(w, r.value());
+    }
+    if legacy.is_none() {
+        w.key("headers");
+        w.begin_array();
+        for (key, value) in r.headers() {
+            w.begin_object();
+            w.key("key");
+            write_blob(w, Some(key));
+            w.key("value");
+            write_blob(w, value);
+            w.end_object();
+        }
+        w.end_array();
+    }
+    if let Some(c) = control {
+        w.key("control");
+        write_control(w, c);
+    }
+    w.end_object();
 }
 
-struct HeadersJson<'a>(RecordRef<'a>);
-
-impl Serialize for HeadersJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(None)?;
-        for (key, value) in self.0.headers() {
-            seq.serialize_element(&HeaderJson(key, value))?;
-        }
-        seq.end()
+fn write_control<S: JsonSink>(w: &mut S, c: ControlRecord) {
+    w.begin_object();
+    w.key("type");
+    match c.kind.name() {
+        Some(name) => w.str(name),
+        None => w.int(i64::from(c.kind.code())),
     }
-}
-
-struct HeaderJson<'a>(&'a [u8], Option<&'a [u8]>);
-
-impl Serialize for HeaderJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("key", &Blob(Some(self.0)))?;
-        m.serialize_entry("value", &Blob(self.1))?;
-        m.end()
+    w.key("version");
+    w.int(i64::from(c.version));
+    if let Some(v) = c.marker_version.filter(|&v| v != 0) {
+        w.key("marker_version");
+        w.int(i64::from(v));
     }
-}
-
-struct ControlJson(ControlRecord);
-
-impl Serialize for ControlJson {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = self.0;
-        let mut m = s.serialize_map(None)?;
-        match c.kind.name() {
-            Some(name) => m.serialize_entry("type", name)?,
-            None => m.serialize_entry("type", &c.kind.code())?,
-        }
-        m.serialize_entry("version", &c.version)?;
-        if let Some(v) = c.marker_version.filter(|&v| v != 0) {
-            m.serialize_entry("marker_version", &v)?;
-        }
-        if let Some(e) = c.coordinator_epoch {
-            m.serialize_entry("coordinator_epoch", &e)?;
-        }
-        m.end()
+    if let Some(e) = c.coordinator_epoch {
+        w.key("coordinator_epoch");
+        w.int(i64::from(e));
     }
+    w.end_object();
 }
 
 // ---- reading ----------------------------------------------------------------
