@@ -65,6 +65,12 @@ fn write_frame<S: JsonSink>(w: &mut S, frame: &DecodedFrame) {
     });
     w.key("size");
     w.uint(frame.size as u64);
+    if frame.body_version != frame.api_version {
+        // Read with another version's layout: the KIP-511 fallback, or a
+        // version newer than kwire's definitions.
+        w.key("body_version");
+        w.int(i64::from(frame.body_version));
+    }
     w.key("header_version");
     w.int(i64::from(frame.header_version));
     w.key("header");
@@ -328,6 +334,18 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
             Some(error) => write_error(w, error),
             None => w.null(),
         }
+    }
+    w.end_object();
+    // What a peer must not send but that still decoded, per side.
+    w.key("violations");
+    w.begin_object();
+    for (side, frame) in sides {
+        w.key(side);
+        w.begin_array();
+        for violation in frame.map_or(&[][..], |frame| &frame.violations[..]) {
+            write_error(w, violation);
+        }
+        w.end_array();
     }
     w.end_object();
     // The decoded trees, nearly all of the output.

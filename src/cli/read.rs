@@ -287,6 +287,17 @@ fn write_text_line(out: &mut String, exchange: &Exchange, summary: &Summary, fir
         out.push_str("  decode error: ");
         out.push_str(&error);
     }
+    let mut violations = [&exchange.request, &exchange.response]
+        .into_iter()
+        .flatten()
+        .flat_map(|message| &message.frame.violations);
+    if let Some(first) = violations.next() {
+        let _ = write!(out, "  violation: {first}");
+        let more = violations.count();
+        if more > 0 {
+            let _ = write!(out, " (+{more} more)");
+        }
+    }
 }
 
 /// Appends `n` in decimal, as `{n}` would.
@@ -377,7 +388,10 @@ fn flags(exchange: &Exchange) -> impl Iterator<Item = &'static str> {
     };
     let inferred = exchange.inferred.then_some("inferred");
     let lost = exchange.lost.then_some("lost bytes");
-    [state, inferred, lost].into_iter().flatten()
+    let newer = kwire::schema::api(exchange.api_key)
+        .is_some_and(|api| exchange.api_version > api.request.valid.max);
+    let newer = newer.then_some("newer than definitions");
+    [state, inferred, lost, newer].into_iter().flatten()
 }
 
 /// What `--write` keeps: the packets of the kept exchanges, and the
