@@ -33,27 +33,23 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use kwire::client::sasl::{self, Mechanism, SaslConfig};
-use kwire::client::{ConnectOptions, Connection};
-use kwire::codec::message_from_json;
+use kwire::client::Connection;
 use kwire::conform::runner::Quiet;
 use kwire::conform::{self, Broker, RunOptions, Runner};
-use kwire::display::to_json;
-use kwire::schema;
 use serde_json::{json, Value as Json};
-use support::{manifest_dir, start_mock_cluster, start_tansu, start_tansu_sqlite, BrokerProcess};
+use support::{
+    case_key, connect_options, create_sasl_account, expectation_path, expectations, manifest_dir,
+    outcome_differences, request, start_mock_cluster, start_tansu, start_tansu_on, text_map,
+    BrokerProcess, Storage, SASL_PASSWORD, SASL_USER,
+};
 
 fn options() -> RunOptions {
     let mut vars = serde_json::Map::new();
     vars.insert("run".to_owned(), Json::String(conform::run_token()));
     RunOptions {
-        connect: ConnectOptions {
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
-            ..ConnectOptions::default()
-        },
+        connect: connect_options(),
         sasl: None,
         vars,
         case_globs: Vec::new(),
@@ -134,10 +130,7 @@ fn outcomes_of(results: &[Json], run: &str, bootstrap: &str) -> Outcomes {
     let mut why = BTreeMap::new();
     for result in results {
         let outcome = text(&result["outcome"]);
-        let key = match result["version"].as_i64() {
-            Some(version) => format!("{}@{version}", text(&result["id"])),
-            None => text(&result["id"]),
-        };
+        let key = case_key(result);
         let failure = &result["failure"];
         let reason = text(&result["reason"]);
         match outcome.as_str() {
@@ -214,26 +207,14 @@ fn cli_outcomes(broker: &BrokerProcess, args: &[&str], envs: &[(&str, &str)]) ->
 /// KWIRE_BLESS=1 (keeping the findings of cases that still fail).
 fn check_expectations(name: &str, broker: &BrokerProcess, run: &Outcomes) {
     let actual = &run.outcomes;
-    let path = manifest_dir()
-        .join("tests/conform")
-        .join(format!("{name}.json"));
-    let existing: Option<Json> = std::fs::read_to_string(&path)
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    let findings_of = |json: &Json| -> BTreeMap<String, String> {
-        json["findings"]
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .map(|(key, value)| {
-                        (key.clone(), value.as_str().unwrap_or_default().to_owned())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let path = expectation_path(name);
     if std::env::var_os("KWIRE_BLESS").is_some() {
-        let mut findings = existing.as_ref().map(findings_of).unwrap_or_default();
+        let existing: Option<Json> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let mut findings = existing
+            .map(|json| text_map(&json["findings"]))
+            .unwrap_or_default();
         findings.retain(|key, _| actual.get(key).is_some_and(|outcome| outcome == "fail"));
         let json = serde_json::json!({
             "broker": broker.description,
@@ -250,34 +231,9 @@ fn check_expectations(name: &str, broker: &BrokerProcess, run: &Outcomes) {
         assert_failures_explained(name, &path, actual, &findings);
         return;
     }
-    let expected = existing.unwrap_or_else(|| {
-        panic!(
-            "cannot read {}; record it with KWIRE_BLESS=1",
-            path.display()
-        )
-    });
-    let findings = findings_of(&expected);
-    let expected: BTreeMap<String, String> = expected["outcomes"]
-        .as_object()
-        .expect("outcomes")
-        .iter()
-        .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
-        .collect();
-    let mut differences = Vec::new();
-    for key in expected.keys().chain(actual.keys()) {
-        let (want, got) = (expected.get(key), actual.get(key));
-        if want != got
-            && !differences
-                .iter()
-                .any(|line: &String| line.starts_with(&format!("{key}:")))
-        {
-            differences.push(format!(
-                "{key}: expected {}, got {}",
-                want.map_or("(no entry)", String::as_str),
-                got.map_or("(did not run)", String::as_str)
-            ));
-        }
-    }
+    let expected = expectations(name);
+    let findings = text_map(&expected["findings"]);
+    let differences = outcome_differences(&text_map(&expected["outcomes"]), actual);
     assert!(
         differences.is_empty(),
         "{} ({}): outcomes differ from {}:\n  {}\n(if the change is intended, rerun with KWIRE_BLESS=1 and review the diff)",
@@ -343,107 +299,15 @@ fn tansu_outcomes_match_expectations() {
     check_expectations("tansu", &tansu, &actual);
 }
 
-/// The account the SASL runs log in with.
-const SASL_USER: &str = "kwire";
-const SASL_PASSWORD: &str = "kwire-secret";
-
-fn connect_options() -> ConnectOptions {
-    options().connect
-}
-
-/// Sends `body` as `api` at `version` and returns the response as JSON.
-fn request(connection: &mut Connection, api: &str, version: i16, body: Json) -> Json {
-    let spec = schema::api_by_name(api).expect("a known API");
-    let body = message_from_json(spec.request, version, &body)
-        .unwrap_or_else(|error| panic!("{api} v{version}: {error}"));
-    let response = connection
-        .request(spec.key, version, &body)
-        .unwrap_or_else(|error| panic!("{api} v{version}: {error}"));
-    to_json(
-        response
-            .body
-            .as_ref()
-            .unwrap_or_else(|| panic!("the {api} response does not decode")),
-    )
-}
-
-/// Gives `user` SCRAM-SHA-256 and SCRAM-SHA-512 credentials for
-/// `password` with AlterUserScramCredentials (KIP-554) on a broker that
-/// needs no authentication: salted_password is `Hi(password, salt,
-/// 4096)` (RFC 5802 section 3), computed by kwire's SCRAM client code.
-/// Returns what DescribeUserScramCredentials then says about the user.
-fn create_scram_user(bootstrap: &str, user: &str, password: &str) -> Json {
-    let mut connection = Connection::connect(bootstrap, connect_options())
-        .unwrap_or_else(|error| panic!("{bootstrap}: {error}"));
-    // A fixed salt keeps runs alike; a real account gets a random one.
-    let salt = b"kwire-conformance-salt";
-    let iterations = 4096;
-    let upsertions: Vec<Json> = [Mechanism::ScramSha256, Mechanism::ScramSha512]
-        .into_iter()
-        .map(|mechanism| {
-            let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
-            json!({
-                "name": user,
-                "mechanism": mechanism.scram_type(),
-                "iterations": iterations,
-                "salt": kwire::value::hex(salt),
-                "salted_password": kwire::value::hex(&hash.hi(password.as_bytes(), salt, iterations)),
-            })
-        })
-        .collect();
-    let altered = request(
-        &mut connection,
-        "AlterUserScramCredentials",
-        0,
-        json!({"upsertions": upsertions}),
-    );
-    let results = altered["results"].as_array().map_or(&[][..], Vec::as_slice);
-    assert_eq!(results.len(), 2, "{altered}");
-    for result in results {
-        assert!(
-            result["user"] == user && result["error_code"] == 0,
-            "{altered}"
-        );
-    }
-    request(
-        &mut connection,
-        "DescribeUserScramCredentials",
-        0,
-        json!({"users": [{"name": user}]}),
-    )
-}
-
 /// The SASL suite against Tansu with `--authentication`, through the
-/// command line, once per mechanism, each with its expectation file.
-///
-/// Tansu 0.6.0 keeps SCRAM credentials only in SQL storage (with memory
-/// storage, AlterUserScramCredentials answers NONE and stores nothing),
-/// and on a broker with `--authentication` every request but ApiVersions
-/// and SASL needs a login first. So the account is made by kwire's own
-/// client on the same SQLite database with authentication off, and the
-/// broker is then restarted with it on. (A suite step cannot make it:
-/// the salted password needs the SCRAM math, and making accounts is the
-/// test's setup, not a claim about the broker.)
+/// command line, once per mechanism, each with its expectation file, on
+/// SQLite storage with an account made beforehand (see
+/// [`create_sasl_account`] for why it is made so).
 #[test]
 fn tansu_sasl_outcomes_match_expectations() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let described = {
-        let setup = start_tansu_sqlite(dir.path(), &[], "tansu 0.6.0 (SQLite storage)");
-        create_scram_user(&setup.bootstrap, SASL_USER, SASL_PASSWORD)
-    };
-    // Tansu 0.6.0 answers DescribeUserScramCredentials with an empty
-    // response whatever it stores (its handler returns the default
-    // response): a Kafka broker lists the user with both mechanisms. If
-    // this changes, check the listing and assert it here.
-    assert!(
-        described["error_code"] == 0 && described["results"].is_null(),
-        "{described}"
-    );
-    let tansu = start_tansu_sqlite(
-        dir.path(),
-        &["--authentication"],
-        "tansu 0.6.0 (SQLite storage, --authentication)",
-    );
+    create_sasl_account(dir.path());
+    let tansu = start_tansu_on(Storage::Sqlite(dir.path()), &["--authentication"]);
     // kwire's client logs in with each SCRAM mechanism (the server's
     // signature verifies) and is then served.
     for mechanism in [Mechanism::ScramSha256, Mechanism::ScramSha512] {

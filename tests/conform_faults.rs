@@ -25,7 +25,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use kwire::client::ConnectOptions;
 use kwire::conform::runner::Quiet;
 use kwire::conform::{self, Broker, RunOptions, Runner};
 use kwire::frame::{self, Deframe};
@@ -390,11 +389,7 @@ fn outcomes_through(upstream: SocketAddr, fault: Fault, run: &str) -> BTreeMap<S
     let mut vars = serde_json::Map::new();
     vars.insert("run".to_owned(), Json::String(run.to_owned()));
     let options = RunOptions {
-        connect: ConnectOptions {
-            connect_timeout: Duration::from_secs(5),
-            io_timeout: Duration::from_secs(10),
-            ..ConnectOptions::default()
-        },
+        connect: support::connect_options(),
         sasl: None,
         vars,
         case_globs: CASES.iter().map(|glob| (*glob).to_owned()).collect(),

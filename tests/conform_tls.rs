@@ -8,7 +8,10 @@
 //! expectation of tests/conform/tansu.json; a `--record` of the run must open in `kwire
 //! read` with the decoded exchanges; each kind of handshake failure must
 //! end with exit 2 and a one-line cause; `--tls-insecure` and mutual TLS
-//! must work.
+//! must work. SASL over TLS (SCRAM-SHA-256 to Tansu on SQLite storage
+//! with `--authentication`) must end as plaintext SASL does
+//! (tests/conform/tansu-sasl-scram-sha-256.json), and a differential run
+//! (`--against`) must reach both brokers over TLS.
 //!
 //! Needs: Tansu 0.6.0 (see tests/conform_engine.rs), `openssl` and
 //! `socat` (Debian: `apt-get install openssl socat`; .ci/setup installs
@@ -22,15 +25,21 @@ use std::process::{Command, Output};
 
 use serde_json::Value as Json;
 use support::{
-    expected_outcomes, make_certificates, manifest_dir, outcome_differences, start_tansu_tls,
-    TlsFiles, TlsTansu,
+    case_key, create_sasl_account, expected_outcomes, make_certificates, manifest_dir,
+    outcome_differences, start_tansu_tls, Storage, TlsFiles, TlsTansu, SASL_PASSWORD, SASL_USER,
 };
 
 /// Runs `kwire conform` with `args`, without colour.
 fn conform<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    conform_with_env(args, &[])
+}
+
+/// [`conform`] with more environment variables.
+fn conform_with_env<S: AsRef<OsStr>>(args: &[S], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kwire"))
         .arg("conform")
         .args(args)
+        .envs(envs.iter().copied())
         .env("NO_COLOR", "1")
         .output()
         .expect("run kwire")
@@ -59,6 +68,15 @@ fn suite_args(names: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that a run completed and ended with exit 1, a gating case
+/// failed (Tansu fails some MUST cases: the expectation files say which);
+/// returns its standard output and error.
+fn assert_gate_failed(output: &Output) -> (String, String) {
+    let (stdout, stderr) = text(output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 /// Asserts exit 2 with nothing run and `wanted` in the one-line error.
 fn assert_refused(output: &Output, wanted: &str) {
     let (stdout, stderr) = text(output);
@@ -76,30 +94,31 @@ fn assert_refused(output: &Output, wanted: &str) {
 fn tls_tansu(client_auth: bool) -> (tempfile::TempDir, TlsFiles, TlsTansu) {
     let dir = tempfile::tempdir().expect("tempdir");
     let files = make_certificates(dir.path());
-    let broker = start_tansu_tls(&files, client_auth);
+    let broker = start_tansu_tls(&files, client_auth, Storage::Memory, &[]);
     (dir, files, broker)
 }
 
-/// Asserts that the `--json` report at `path` has the outcomes
-/// tests/conform/tansu.json records for plaintext Tansu, for the cases of
-/// `suites` (of every suite when empty); returns the report.
-fn assert_plaintext_outcomes(path: &str, suites: &[&str]) -> Json {
-    let report: Json = serde_json::from_str(&std::fs::read_to_string(path).expect("json report"))
-        .expect("parse the report");
+/// The `--json` report at `path`.
+fn read_report(path: &str) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("json report"))
+        .expect("parse the report")
+}
+
+/// Asserts that broker `label`'s results in `report` have the outcomes
+/// of tests/conform/NAME.json, for the cases of `suites` (of every suite
+/// when empty).
+fn assert_outcomes(report: &Json, label: &str, name: &str, suites: &[&str]) {
     let actual: BTreeMap<String, String> = report["results"]
         .as_array()
         .expect("results")
         .iter()
+        .filter(|result| result["broker"] == label)
         .map(|result| {
-            let id = result["id"].as_str().expect("id");
-            let key = match result["version"].as_i64() {
-                Some(version) => format!("{id}@{version}"),
-                None => id.to_owned(),
-            };
-            (key, result["outcome"].as_str().expect("outcome").to_owned())
+            let outcome = result["outcome"].as_str().expect("outcome");
+            (case_key(result), outcome.to_owned())
         })
         .collect();
-    let mut expected = expected_outcomes("tansu");
+    let mut expected = expected_outcomes(name);
     expected.retain(|key, _| {
         suites.is_empty()
             || suites
@@ -110,9 +129,17 @@ fn assert_plaintext_outcomes(path: &str, suites: &[&str]) -> Json {
     let differences = outcome_differences(&expected, &actual);
     assert!(
         differences.is_empty(),
-        "over TLS, outcomes differ from plaintext Tansu (tests/conform/tansu.json):\n  {}",
+        "over TLS, broker {label}'s outcomes differ from tests/conform/{name}.json (plaintext):\n  {}",
         differences.join("\n  ")
     );
+}
+
+/// Asserts that the `--json` report at `path` has the outcomes
+/// tests/conform/tansu.json records for plaintext Tansu, for the cases of
+/// `suites` (of every suite when empty); returns the report.
+fn assert_plaintext_outcomes(path: &str, suites: &[&str]) -> Json {
+    let report = read_report(path);
+    assert_outcomes(&report, "A", "tansu", suites);
     report
 }
 
@@ -143,9 +170,7 @@ fn tls_run_matches_plaintext_outcomes_and_records_decrypted_exchanges() {
         args.extend([flag.to_owned(), file(name)]);
     }
     let output = conform(&args);
-    let (stdout, stderr) = text(&output);
-    // Tansu fails some MUST cases (tests/conform/tansu.json says which).
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, _) = assert_gate_failed(&output);
     assert!(
         stdout.contains(&format!("broker A: {bootstrap} (TLS; ")),
         "{stdout}"
@@ -246,9 +271,7 @@ fn tls_failures_exit_2_with_their_cause_and_insecure_mode_warns() {
     );
     // localhost is one of the certificate's names.
     let by_name = tls.replace("127.0.0.1", "localhost");
-    let output = run(&["--bootstrap", &by_name, "--tls", "--tls-ca", &ca]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_gate_failed(&run(&["--bootstrap", &by_name, "--tls", "--tls-ca", &ca]));
 
     // No verification: the run works, and says loudly that it was not
     // verified, before and after.
@@ -261,8 +284,7 @@ fn tls_failures_exit_2_with_their_cause_and_insecure_mode_warns() {
         "--json",
         &json,
     ]);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = assert_gate_failed(&output);
     assert!(
         stdout.contains(&format!(
             "broker A: {tls} (TLS, certificate NOT verified: --tls-insecure; "
@@ -302,12 +324,108 @@ fn mutual_tls_presents_the_client_certificate() {
     let json = dir.path().join("mtls.json").display().to_string();
     let mut with = without.clone();
     with.extend(["--tls-cert", &cert, "--tls-key", &key, "--json", &json]);
-    let output = conform(&with);
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, _) = assert_gate_failed(&conform(&with));
     assert!(
         stdout.contains(&format!("broker A: {tls} (TLS, client certificate; ")),
         "{stdout}"
     );
     assert_plaintext_outcomes(&json, &["handshake"]);
+}
+
+/// SASL over TLS (SASL_SSL): the sasl suite logs in with SCRAM-SHA-256
+/// through the TLS listener, to Tansu on SQLite storage with
+/// `--authentication` and an account made beforehand, and every case
+/// ends as it does in plaintext.
+#[test]
+fn sasl_over_tls_matches_plaintext_sasl_outcomes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = make_certificates(dir.path());
+    create_sasl_account(dir.path());
+    let broker = start_tansu_tls(
+        &files,
+        false,
+        Storage::Sqlite(dir.path()),
+        &["--authentication"],
+    );
+    let tls = broker.tls.bootstrap.as_str();
+    let json = dir.path().join("sasl.json").display().to_string();
+    let ca = files.ca.display().to_string();
+    let mut args: Vec<String> = [
+        "--bootstrap",
+        tls,
+        "--tls",
+        "--tls-ca",
+        &ca,
+        "--sasl-mechanism",
+        "SCRAM-SHA-256",
+        "--sasl-username",
+        SASL_USER,
+        "--json",
+        &json,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    args.extend(suite_args(&["sasl"]));
+    let output = conform_with_env(&args, &[("KWIRE_SASL_PASSWORD", SASL_PASSWORD)]);
+    let (stdout, _) = assert_gate_failed(&output);
+    assert!(
+        stdout.contains(&format!("broker A: {tls} (TLS; ")),
+        "{stdout}"
+    );
+    let report = read_report(&json);
+    assert_eq!(report["brokers"][0]["transport"], "TLS");
+    assert_outcomes(&report, "A", "tansu-sasl-scram-sha-256", &[]);
+}
+
+/// `--against` a second broker over TLS: both Tansus behind their own
+/// TLS listener (same CA), both reported as TLS, each broker's outcomes
+/// are plaintext Tansu's, and the two do not diverge.
+#[test]
+fn differential_run_over_tls_reaches_both_brokers() {
+    let (dir, files, a) = tls_tansu(false);
+    let b = start_tansu_tls(&files, false, Storage::Memory, &[]);
+    let (a, b) = (a.tls.bootstrap.as_str(), b.tls.bootstrap.as_str());
+    let json = dir.path().join("against.json").display().to_string();
+    let ca = files.ca.display().to_string();
+    let mut args: Vec<String> = [
+        "--bootstrap",
+        a,
+        "--against",
+        b,
+        "--tls",
+        "--tls-ca",
+        &ca,
+        "--json",
+        &json,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let suites = ["handshake", "metadata"];
+    args.extend(suite_args(&suites));
+    // Two brokers of the same make do not diverge, but each fails the
+    // MUST cases plaintext Tansu fails: exit 1, as in plaintext.
+    let (stdout, _) = assert_gate_failed(&conform(&args));
+    assert!(
+        stdout.contains("conformance gate: FAIL (exit 1): "),
+        "{stdout}"
+    );
+    let report = read_report(&json);
+    for (label, bootstrap, origin) in [("A", a, "--bootstrap"), ("B", b, "--against")] {
+        assert!(
+            stdout.contains(&format!(
+                "broker {label}: {bootstrap} (TLS; external broker given with {origin}; "
+            )),
+            "{stdout}"
+        );
+    }
+    let brokers = report["brokers"].as_array().expect("brokers");
+    assert_eq!(brokers.len(), 2, "{brokers:#?}");
+    for (broker, (label, bootstrap)) in brokers.iter().zip([("A", a), ("B", b)]) {
+        assert_eq!(broker["label"], label);
+        assert_eq!(broker["bootstrap"], bootstrap);
+        assert_eq!(broker["transport"], "TLS");
+        assert_outcomes(&report, label, "tansu", &suites);
+    }
+    assert_eq!(report["divergences"], Json::Array(Vec::new()));
+    assert_eq!(report["verdict"]["exit_code"], 1);
 }

@@ -1,9 +1,10 @@
 //! Brokers for the integration tests, started on loopback and killed when
 //! dropped: librdkafka's mock cluster (corpus/scenarios/mockcluster.c,
-//! compiled with `cc -lrdkafka`) and Tansu (memory storage), plaintext or
-//! behind a TLS listener. Also the committed outcome expectations
-//! (tests/conform/NAME.json) and how to compare a run with them. Shared
-//! by the conformance tests through `mod support;`.
+//! compiled with `cc -lrdkafka`) and Tansu (memory or SQLite storage),
+//! plaintext or behind a TLS listener; the SCRAM account the SASL runs
+//! log in with; the committed outcome expectations (tests/conform/NAME.json)
+//! and how to compare a run with them. Shared by the conformance tests
+//! through `mod support;`.
 //!
 //! Tansu 0.6.0 cannot serve TLS itself: its `--cert` and `--key` are in
 //! one clap group, so giving both is refused ("the argument '--cert' cannot
@@ -18,11 +19,18 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use kwire::client::sasl::Mechanism;
+use kwire::client::{ConnectOptions, Connection};
+use kwire::codec::message_from_json;
+use kwire::display::to_json;
+use kwire::schema;
+use serde_json::{json, Value as Json};
 
 /// A broker process, killed when dropped.
 pub struct BrokerProcess {
@@ -147,16 +155,106 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// Starts Tansu with memory storage on a free loopback port; tries a few
-/// ports in case another process takes the chosen one first.
-pub fn start_tansu() -> BrokerProcess {
-    start_tansu_with(&[], "tansu 0.6.0 (memory storage)")
+/// Where Tansu keeps its data.
+#[derive(Clone, Copy)]
+pub enum Storage<'a> {
+    /// In memory; SCRAM credentials are not kept.
+    Memory,
+    /// `sqlite:///tansu.db` in this directory (Tansu opens the database
+    /// relative to its working directory). Unlike memory storage it keeps
+    /// SCRAM credentials (AlterUserScramCredentials), and keeps them
+    /// across a restart on the same directory. Needs Tansu built with the
+    /// `libsql` feature.
+    Sqlite(&'a Path),
 }
 
-/// [`start_tansu`] with more broker options (`--authentication`).
-pub fn start_tansu_with(extra: &[&str], description: &str) -> BrokerProcess {
-    start_tansu_on(None, "memory://tansu/", extra, description)
-        .unwrap_or_else(|log| panic!("tansu did not start listening: {log}"))
+impl Storage<'_> {
+    fn name(self) -> &'static str {
+        match self {
+            Storage::Memory => "memory",
+            Storage::Sqlite(_) => "SQLite",
+        }
+    }
+
+    /// What to do when Tansu does not start on this storage.
+    fn hint(self) -> &'static str {
+        match self {
+            Storage::Memory => "",
+            Storage::Sqlite(_) => {
+                "\nSQLite storage needs Tansu built with the libsql feature: \
+                 `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`"
+            }
+        }
+    }
+}
+
+/// `tansu broker` on `storage` with `extra` options, listening on
+/// loopback `port` and advertising loopback `advertised_port`.
+fn tansu_command(storage: Storage, extra: &[&str], port: u16, advertised_port: u16) -> Command {
+    let mut command = Command::new(tansu_binary());
+    let url = match storage {
+        Storage::Memory => "memory://tansu/",
+        Storage::Sqlite(dir) => {
+            command.current_dir(dir);
+            "sqlite:///tansu.db"
+        }
+    };
+    command
+        .args(["broker", "--storage-engine", url])
+        .args([
+            "--listener-url",
+            &format!("tcp://127.0.0.1:{port}"),
+            "--advertised-listener-url",
+            &format!("tcp://127.0.0.1:{advertised_port}"),
+        ])
+        .args(extra);
+    command
+}
+
+/// What a Tansu on `storage` with `extra` options is, for messages and
+/// the expectation files: "tansu 0.6.0 (SQLite storage, --authentication)".
+fn tansu_description(storage: Storage, extra: &[&str]) -> String {
+    let options: String = extra.iter().map(|option| format!(", {option}")).collect();
+    format!("tansu 0.6.0 ({} storage{options})", storage.name())
+}
+
+/// Calls `start` up to three times, since another process may take a
+/// free port between choosing and binding it; else returns the last
+/// words of the last try.
+fn with_retries<T>(mut start: impl FnMut() -> Result<T, String>) -> Result<T, String> {
+    let mut last_log = String::new();
+    for _ in 0..3 {
+        match start() {
+            Ok(started) => return Ok(started),
+            Err(log) => last_log = log,
+        }
+    }
+    Err(last_log)
+}
+
+/// Starts Tansu with memory storage on a free loopback port.
+pub fn start_tansu() -> BrokerProcess {
+    start_tansu_on(Storage::Memory, &[])
+}
+
+/// Starts Tansu on `storage` with more broker options (`--authentication`)
+/// on a free loopback port.
+pub fn start_tansu_on(storage: Storage, extra: &[&str]) -> BrokerProcess {
+    let description = tansu_description(storage, extra);
+    with_retries(|| {
+        let port = free_port();
+        spawn_listening(
+            tansu_command(storage, extra, port, port),
+            port,
+            &description,
+        )
+    })
+    .unwrap_or_else(|log| {
+        panic!(
+            "{description} did not start listening: {log}{}",
+            storage.hint()
+        )
+    })
 }
 
 /// Starts `command`, which should listen on loopback `port`, and waits
@@ -174,18 +272,13 @@ fn spawn_listening(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
-    let bootstrap = format!("127.0.0.1:{port}");
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
             break;
         }
-        if TcpStream::connect_timeout(
-            &bootstrap.parse().expect("addr"),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
             if let Some(mut stderr) = child.stderr.take() {
                 std::thread::spawn(move || {
                     let _ = std::io::copy(&mut stderr, &mut std::io::sink());
@@ -193,7 +286,7 @@ fn spawn_listening(
             }
             return Ok(BrokerProcess {
                 child,
-                bootstrap,
+                bootstrap: address.to_string(),
                 description: description.to_owned(),
             });
         }
@@ -313,13 +406,17 @@ pub struct TlsTansu {
     pub plaintext: BrokerProcess,
 }
 
-/// Starts Tansu (memory storage) and socat's OpenSSL listener in front of
-/// it, with the server certificate of `files`; with `client_auth` the
-/// listener also demands a client certificate signed by the CA. Tansu
-/// advertises the TLS address. Needs `socat` (Debian: `apt-get install
-/// socat`).
-pub fn start_tansu_tls(files: &TlsFiles, client_auth: bool) -> TlsTansu {
-    let binary = tansu_binary();
+/// Starts Tansu on `storage` with `extra` options and socat's OpenSSL
+/// listener in front of it, with the server certificate of `files`; with
+/// `client_auth` the listener also demands a client certificate signed
+/// by the CA. Tansu advertises the TLS address. Needs `socat` (Debian:
+/// `apt-get install socat`).
+pub fn start_tansu_tls(
+    files: &TlsFiles,
+    client_auth: bool,
+    storage: Storage,
+    extra: &[&str],
+) -> TlsTansu {
     let verify = if client_auth {
         format!("verify=1,cafile={}", files.ca.display())
     } else {
@@ -330,30 +427,17 @@ pub fn start_tansu_tls(files: &TlsFiles, client_auth: bool) -> TlsTansu {
             "socat is not installed: `apt-get install socat` (the TLS listener in front of Tansu)"
         );
     }
-    let mut last_log = String::new();
-    for _ in 0..3 {
+    let description = tansu_description(storage, extra);
+    with_retries(|| {
         let (port, tls_port) = (free_port(), free_port());
         if port == tls_port {
-            continue;
+            return Err(format!("port {port} chosen twice"));
         }
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised = format!("tcp://127.0.0.1:{tls_port}");
-        let mut command = Command::new(&binary);
-        command
-            .args(["broker", "--storage-engine", "memory://tansu/"])
-            .args([
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised,
-            ]);
-        let plaintext = match spawn_listening(command, port, "tansu 0.6.0 (memory storage)") {
-            Ok(tansu) => tansu,
-            Err(log) => {
-                last_log = log;
-                continue;
-            }
-        };
+        let plaintext = spawn_listening(
+            tansu_command(storage, extra, port, tls_port),
+            port,
+            &description,
+        )?;
         let mut socat = Command::new("socat");
         socat.arg(format!(
             "OPENSSL-LISTEN:{tls_port},bind=127.0.0.1,reuseaddr,fork,nodelay,cert={},key={},{verify}",
@@ -361,33 +445,72 @@ pub fn start_tansu_tls(files: &TlsFiles, client_auth: bool) -> TlsTansu {
             files.server_key.display()
         ));
         socat.arg(format!("TCP:127.0.0.1:{port},nodelay"));
-        match spawn_listening(
+        let tls = spawn_listening(
             socat,
             tls_port,
-            "tansu 0.6.0 (memory storage) behind socat's OpenSSL listener",
-        ) {
-            Ok(tls) => return TlsTansu { tls, plaintext },
-            Err(log) => last_log = log,
-        }
-    }
-    panic!("tansu behind socat did not start listening: {last_log}");
+            &format!("{description} behind socat's OpenSSL listener"),
+        )?;
+        Ok(TlsTansu { tls, plaintext })
+    })
+    .unwrap_or_else(|log| {
+        panic!(
+            "{description} behind socat did not start listening: {log}{}",
+            storage.hint()
+        )
+    })
+}
+
+/// tests/conform/NAME.json: the outcomes a broker gave, with findings.
+pub fn expectation_path(name: &str) -> PathBuf {
+    manifest_dir()
+        .join("tests/conform")
+        .join(format!("{name}.json"))
+}
+
+/// The committed expectations tests/conform/NAME.json.
+pub fn expectations(name: &str) -> Json {
+    let path = expectation_path(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "cannot read {}: {error}; record it with \
+             `KWIRE_BLESS=1 cargo test --test conform_engine`",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+/// The text values of a JSON object by key (`outcomes`, `findings`);
+/// nothing when `value` is not an object.
+pub fn text_map(value: &Json) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
+        .collect()
 }
 
 /// The outcomes committed in tests/conform/NAME.json, by case key.
 pub fn expected_outcomes(name: &str) -> BTreeMap<String, String> {
-    let path = manifest_dir()
-        .join("tests/conform")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
-    let json: serde_json::Value =
-        serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    json["outcomes"]
-        .as_object()
-        .unwrap_or_else(|| panic!("{} has no \"outcomes\" object", path.display()))
-        .iter()
-        .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
-        .collect()
+    let json = expectations(name);
+    assert!(
+        json["outcomes"].is_object(),
+        "{} has no \"outcomes\" object",
+        expectation_path(name).display()
+    );
+    text_map(&json["outcomes"])
+}
+
+/// The key of a result of a JSON report (or a serialized runner result)
+/// in the expectation files: `ID@VERSION`, or `ID` for a case that does
+/// not run per version.
+pub fn case_key(result: &Json) -> String {
+    let id = result["id"].as_str().unwrap_or_default();
+    match result["version"].as_i64() {
+        Some(version) => format!("{id}@{version}"),
+        None => id.to_owned(),
+    }
 }
 
 /// One line per case whose outcome differs between `expected` and
@@ -409,47 +532,102 @@ pub fn outcome_differences(
         .collect()
 }
 
-/// Starts Tansu with SQLite storage, `sqlite:///tansu.db` in `dir` (Tansu
-/// opens the database relative to its working directory). Unlike memory
-/// storage it keeps SCRAM credentials (AlterUserScramCredentials), and
-/// keeps them across a restart on the same `dir`. Needs Tansu built with
-/// the `libsql` feature.
-pub fn start_tansu_sqlite(dir: &Path, extra: &[&str], description: &str) -> BrokerProcess {
-    start_tansu_on(Some(dir), "sqlite:///tansu.db", extra, description).unwrap_or_else(|log| {
-        panic!(
-            "tansu with SQLite storage did not start listening: {log}\n\
-             SQLite storage needs Tansu built with the libsql feature: \
-             `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql`"
-        )
-    })
+/// The account the SASL runs log in with.
+pub const SASL_USER: &str = "kwire";
+pub const SASL_PASSWORD: &str = "kwire-secret";
+
+/// Timeouts for the tests' own connections to a broker.
+pub fn connect_options() -> ConnectOptions {
+    ConnectOptions {
+        connect_timeout: Duration::from_secs(5),
+        io_timeout: Duration::from_secs(10),
+        ..ConnectOptions::default()
+    }
 }
 
-/// Starts Tansu on `storage` (in working directory `dir`, if given) on a
-/// free loopback port; tries a few ports in case another process takes
-/// the chosen one first. Else returns Tansu's last words.
-fn start_tansu_on(
-    dir: Option<&Path>,
-    storage: &str,
-    extra: &[&str],
-    description: &str,
-) -> Result<BrokerProcess, String> {
-    let binary = tansu_binary();
-    let mut last_log = String::new();
-    for _ in 0..3 {
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let mut command = Command::new(&binary);
-        if let Some(dir) = dir {
-            command.current_dir(dir);
-        }
-        command
-            .args(["broker", "--storage-engine", storage])
-            .args(["--listener-url", &url, "--advertised-listener-url", &url])
-            .args(extra);
-        match spawn_listening(command, port, description) {
-            Ok(broker) => return Ok(broker),
-            Err(log) => last_log = log,
-        }
+/// Sends `body` as `api` at `version` and returns the response as JSON.
+pub fn request(connection: &mut Connection, api: &str, version: i16, body: Json) -> Json {
+    let spec = schema::api_by_name(api).expect("a known API");
+    let body = message_from_json(spec.request, version, &body)
+        .unwrap_or_else(|error| panic!("{api} v{version}: {error}"));
+    let response = connection
+        .request(spec.key, version, &body)
+        .unwrap_or_else(|error| panic!("{api} v{version}: {error}"));
+    to_json(
+        response
+            .body
+            .as_ref()
+            .unwrap_or_else(|| panic!("the {api} response does not decode")),
+    )
+}
+
+/// Makes the account [`SASL_USER`] with [`SASL_PASSWORD`] in the SQLite
+/// database in `dir`, for a Tansu started afterwards on it with
+/// `--authentication`.
+///
+/// Tansu 0.6.0 keeps SCRAM credentials only in SQL storage (with memory
+/// storage, AlterUserScramCredentials answers NONE and stores nothing),
+/// and on a broker with `--authentication` every request but ApiVersions
+/// and SASL needs a login first. So the account is made by kwire's own
+/// client on a Tansu with authentication off, which is then stopped. (A
+/// suite step cannot make it: the salted password needs the SCRAM math,
+/// and making accounts is the test's setup, not a claim about the
+/// broker.)
+pub fn create_sasl_account(dir: &Path) {
+    let setup = start_tansu_on(Storage::Sqlite(dir), &[]);
+    let described = create_scram_user(&setup.bootstrap, SASL_USER, SASL_PASSWORD);
+    // Tansu 0.6.0 answers DescribeUserScramCredentials with an empty
+    // response whatever it stores (its handler returns the default
+    // response): a Kafka broker lists the user with both mechanisms. If
+    // this changes, check the listing and assert it here.
+    assert!(
+        described["error_code"] == 0 && described["results"].is_null(),
+        "{described}"
+    );
+}
+
+/// Gives `user` SCRAM-SHA-256 and SCRAM-SHA-512 credentials for
+/// `password` with AlterUserScramCredentials (KIP-554) on a broker that
+/// needs no authentication: salted_password is `Hi(password, salt,
+/// 4096)` (RFC 5802 section 3), computed by kwire's SCRAM client code.
+/// Returns what DescribeUserScramCredentials then says about the user.
+fn create_scram_user(bootstrap: &str, user: &str, password: &str) -> Json {
+    let mut connection = Connection::connect(bootstrap, connect_options())
+        .unwrap_or_else(|error| panic!("{bootstrap}: {error}"));
+    // A fixed salt keeps runs alike; a real account gets a random one.
+    let salt = b"kwire-conformance-salt";
+    let iterations = 4096;
+    let upsertions: Vec<Json> = [Mechanism::ScramSha256, Mechanism::ScramSha512]
+        .into_iter()
+        .map(|mechanism| {
+            let hash = mechanism.scram_hash().expect("a SCRAM mechanism");
+            json!({
+                "name": user,
+                "mechanism": mechanism.scram_type(),
+                "iterations": iterations,
+                "salt": kwire::value::hex(salt),
+                "salted_password": kwire::value::hex(&hash.hi(password.as_bytes(), salt, iterations)),
+            })
+        })
+        .collect();
+    let altered = request(
+        &mut connection,
+        "AlterUserScramCredentials",
+        0,
+        json!({"upsertions": upsertions}),
+    );
+    let results = altered["results"].as_array().map_or(&[][..], Vec::as_slice);
+    assert_eq!(results.len(), 2, "{altered}");
+    for result in results {
+        assert!(
+            result["user"] == user && result["error_code"] == 0,
+            "{altered}"
+        );
     }
-    Err(last_log)
+    request(
+        &mut connection,
+        "DescribeUserScramCredentials",
+        0,
+        json!({"users": [{"name": user}]}),
+    )
 }
