@@ -606,6 +606,16 @@ mod tests {
             line.push_str("  decode error: ");
             line.push_str(&error);
         }
+        let violations: Vec<String> = [&exchange.request, &exchange.response]
+            .into_iter()
+            .flatten()
+            .flat_map(|message| message.frame.violations.iter().map(ToString::to_string))
+            .collect();
+        match violations.len() {
+            0 => {}
+            1 => line.push_str(&format!("  violation: {}", violations[0])),
+            n => line.push_str(&format!("  violation: {} (+{} more)", violations[0], n - 1)),
+        }
         line
     }
 
