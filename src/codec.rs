@@ -258,7 +258,7 @@ impl Walk<'_> {
     }
 
     /// Starts recording a value at `segment` (when spans are recorded).
-    #[inline]
+    #[inline(always)]
     fn enter(&self, segment: PathSegment) {
         if let Some(log) = self.spans {
             log.borrow_mut().stack.push(segment);
@@ -267,21 +267,17 @@ impl Walk<'_> {
 
     /// Ends the value `enter` started: its bytes are `start..end`, also
     /// when it decoded only in part.
-    #[inline]
+    #[inline(always)]
     fn leave(&self, start: usize, end: usize) {
+        // Only the TUI's hex view records spans: the test stays inline at
+        // every field, the recording does not.
         if let Some(log) = self.spans {
-            let mut log = log.borrow_mut();
-            let path = log.stack.clone();
-            log.stack.pop();
-            log.spans.push(FieldSpan {
-                path,
-                start,
-                end: end.max(start),
-            });
+            record_span(log, start, end);
         }
     }
 
     /// Whether the field is written in its compact (flexible) form.
+    #[inline]
     fn compact(&self, field: &FieldSpec) -> bool {
         field
             .flexible
@@ -289,6 +285,7 @@ impl Walk<'_> {
     }
 
     /// Whether the field travels in the tagged section in this version.
+    #[inline]
     fn is_tagged(&self, field: &FieldSpec) -> bool {
         self.flexible && field.tagged.contains(self.version)
     }
@@ -298,6 +295,7 @@ impl Walk<'_> {
     }
 
     /// Whether the field travels in the struct's body (not its tags).
+    #[inline]
     fn in_body(&self, field: &FieldSpec) -> bool {
         self.has(field) && !self.is_tagged(field)
     }
@@ -330,6 +328,20 @@ impl Walk<'_> {
             }
         }
     }
+}
+
+/// Records the span of the value at the top of the path stack and leaves
+/// it (see [`Walk::leave`]).
+#[inline(never)]
+fn record_span(log: &RefCell<SpanLog>, start: usize, end: usize) {
+    let mut log = log.borrow_mut();
+    let path = log.stack.clone();
+    log.stack.pop();
+    log.spans.push(FieldSpan {
+        path,
+        start,
+        end: end.max(start),
+    });
 }
 
 /// A decoded message body: the tree, complete or partial, the error that
@@ -389,7 +401,7 @@ pub fn decode_message(
     let error = read_struct(
         reader,
         spec.body,
-        state.walk(spec, version, options),
+        &state.walk(spec, version, options),
         &mut body,
     )
     .err();
@@ -415,7 +427,7 @@ pub fn decode_message_spans(
     let error = read_struct(
         reader,
         spec.body,
-        state.walk(spec, version, options),
+        &state.walk(spec, version, options),
         &mut body,
     )
     .err();
@@ -434,18 +446,23 @@ pub fn decode_message_spans(
 fn read_struct(
     reader: &mut Reader,
     spec: &StructSpec,
-    walk: Walk,
+    walk: &Walk,
     out: &mut Struct,
 ) -> Result<(), DecodeError> {
     // Exactly the fields this version has: a struct of one small field
     // would otherwise grow room for four, which for an array of such
     // structs makes the tree several times larger than it need be.
-    out.fields.reserve_exact(
-        spec.fields
-            .iter()
-            .filter(|field| walk.in_body(field))
-            .count(),
-    );
+    let count = spec
+        .fields
+        .iter()
+        .filter(|field| walk.in_body(field))
+        .count();
+    // (A fresh vector is allocated outright, cheaper than growing one.)
+    if out.fields.capacity() == 0 {
+        out.fields = Vec::with_capacity(count);
+    } else {
+        out.fields.reserve_exact(count);
+    }
     for field in spec.fields {
         if !walk.in_body(field) {
             continue;
@@ -490,7 +507,7 @@ const TAGGED_FIELDS: &str = "_tagged_fields";
 fn read_tagged_fields(
     reader: &mut Reader,
     spec: &StructSpec,
-    walk: Walk,
+    walk: &Walk,
     out: &mut Struct,
 ) -> Result<(), DecodeError> {
     let count = reader.unsigned_varint()?;
@@ -576,21 +593,23 @@ fn read_length(reader: &mut Reader, compact: bool, wide: bool) -> Result<Option<
 /// A null length where the schema allows none is a violation, not an
 /// error: the wire form is unambiguous, so decoding goes on and the null is
 /// kept, which also lets the frame re-encode as it was.
-fn null_value(nullable: bool, start: usize, walk: Walk) -> Decoded {
+fn null_value(nullable: bool, start: usize, walk: &Walk) -> Decoded {
     if !nullable {
         walk.violate(DecodeError::new(start, DecodeErrorKind::UnexpectedNull));
     }
     Ok(Value::Null)
 }
 
+/// Reads one value. Fixed-size values, most of a tree, are read inline in
+/// the caller's loop; the others go through [`read_sized_value`].
+#[inline(always)]
 fn read_value(
     reader: &mut Reader,
     ty: &FieldType,
     nullable: bool,
     compact: bool,
-    walk: Walk,
+    walk: &Walk,
 ) -> Decoded {
-    let start = reader.offset();
     let value = match ty {
         FieldType::Bool => Value::Bool(reader.u8()? != 0),
         FieldType::Int8 => Value::Int(i64::from(reader.i8()?)),
@@ -601,6 +620,32 @@ fn read_value(
         FieldType::Int64 => Value::Int(reader.i64()?),
         FieldType::Float64 => Value::Float(reader.f64()?),
         FieldType::Uuid => Value::Uuid(reader.uuid()?),
+        _ => return read_sized_value(reader, ty, nullable, compact, walk),
+    };
+    Ok(value)
+}
+
+/// Reads a value that has a length, a count or fields: strings, bytes,
+/// record sets, structs and arrays.
+#[inline(never)]
+fn read_sized_value(
+    reader: &mut Reader,
+    ty: &FieldType,
+    nullable: bool,
+    compact: bool,
+    walk: &Walk,
+) -> Decoded {
+    let start = reader.offset();
+    let value = match ty {
+        FieldType::Bool
+        | FieldType::Int8
+        | FieldType::Int16
+        | FieldType::Uint16
+        | FieldType::Int32
+        | FieldType::Uint32
+        | FieldType::Int64
+        | FieldType::Float64
+        | FieldType::Uuid => return read_value(reader, ty, nullable, compact, walk),
         FieldType::String => match read_length(reader, compact, false)? {
             None => return null_value(nullable, start, walk),
             Some(len) => {
@@ -640,8 +685,13 @@ fn read_value(
                 let count = reader.check_count(count)?;
                 // Room for no more elements than the bytes left can hold,
                 // so a count that lies costs nothing up front.
-                let fit = reader.remaining() / walk.min_size(element, false, compact).max(1);
-                let mut items = Vec::with_capacity(count.min(fit));
+                // (A few elements cost little whatever the count says.)
+                let room = if count <= SMALL_ARRAY {
+                    count
+                } else {
+                    count.min(reader.remaining() / walk.min_size(element, false, compact).max(1))
+                };
+                let mut items = Vec::with_capacity(room);
                 for index in 0..count {
                     let since = walk.violation_count();
                     let item_start = reader.offset();
@@ -666,7 +716,11 @@ fn read_value(
     Ok(value)
 }
 
-fn read_records(data: Bytes, walk: Walk) -> RecordSet {
+/// Arrays of at most this many elements get room for all of them without
+/// working out how many the bytes left could hold.
+const SMALL_ARRAY: usize = 16;
+
+fn read_records(data: Bytes, walk: &Walk) -> RecordSet {
     match walk.options.records {
         RecordsMode::Full => RecordSet::decode_within(data, &mut walk.budget.borrow_mut()),
         RecordsMode::HeadersOnly => {

@@ -5,7 +5,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::net::SocketAddr;
 
 use crate::frame::DecodedFrame;
@@ -184,18 +183,19 @@ impl Summary {
             self.note_topic(topic, None);
         }
         for field in &tree.fields {
-            if is_error_field(field.name) {
-                if let Some(code) = field
-                    .value
-                    .as_int()
-                    .and_then(|code| i16::try_from(code).ok())
-                {
-                    if code != 0 && !self.errors.contains(&code) {
-                        self.errors.push(code);
+            match &field.value {
+                Value::Int(code) => {
+                    if *code != 0 && is_error_field(field.name) {
+                        if let Ok(code) = i16::try_from(*code) {
+                            if !self.errors.contains(&code) {
+                                self.errors.push(code);
+                            }
+                        }
                     }
                 }
+                value if holds_summary(value) => self.walk_value(value, topic, partition),
+                _ => {}
             }
-            self.walk_value(&field.value, topic, partition);
         }
     }
 
@@ -222,6 +222,7 @@ impl Summary {
             Value::Struct(inner) => self.walk(inner, topic),
             Value::Array(items) => items
                 .iter()
+                .filter(|item| holds_summary(item))
                 .for_each(|item| self.walk_value(item, topic, partition)),
             Value::Records(records) => {
                 let key = (topic.unwrap_or("?").to_owned(), partition.unwrap_or(-1));
@@ -255,23 +256,44 @@ impl Summary {
                     if index > 0 {
                         out.push(',');
                     }
-                    let _ = write!(out, "{partition}");
+                    push_int(out, i64::from(*partition));
                 }
                 out.push(']');
             }
         }
         let records = self.record_count();
         if records > 0 || !self.records.is_empty() {
-            let _ = write!(out, " {records} records {} B", self.record_bytes());
+            out.push(' ');
+            push_uint(out, records);
+            out.push_str(" records ");
+            push_uint(out, self.record_bytes());
+            out.push_str(" B");
         }
         for (index, code) in self.errors.iter().enumerate() {
             out.push(if index == 0 { ' ' } else { ',' });
-            let _ = write!(out, "{}", ErrorName(*code));
+            match schema::error(*code) {
+                Some(error) => out.push_str(error.name),
+                None => {
+                    out.push_str("ERROR(");
+                    push_int(out, i64::from(*code));
+                    out.push(')');
+                }
+            }
         }
         // Nothing before the records or errors leaves a leading space.
         let lead = out[start..].len() - out[start..].trim_start().len();
         out.drain(start..start + lead);
     }
+}
+
+/// Whether a value may hold topics, partitions or records: the others need
+/// no walk.
+#[inline]
+fn holds_summary(value: &Value) -> bool {
+    matches!(
+        value,
+        Value::Struct(_) | Value::Array(_) | Value::Records(_)
+    )
 }
 
 fn topic_of(tree: &Struct) -> Option<Cow<'_, str>> {
@@ -281,7 +303,7 @@ fn topic_of(tree: &Struct) -> Option<Cow<'_, str>> {
     let has_partitions = tree
         .fields
         .iter()
-        .any(|field| matches!(field.value, Value::Array(_)) && field.name.contains("partition"));
+        .any(|field| matches!(field.value, Value::Array(_)) && names_partitions(field.name));
     if !has_partitions {
         return None;
     }
@@ -299,8 +321,62 @@ fn partition_of(tree: &Struct) -> Option<i32> {
         .and_then(|index| i32::try_from(index).ok())
 }
 
+/// Whether a field name contains `partition`: a byte scan that runs for
+/// every array of every tree, cheaper than a general substring search.
+fn names_partitions(name: &str) -> bool {
+    const WORD: &[u8; 9] = b"partition";
+    let bytes = name.as_bytes();
+    (0..bytes.len()).any(|at| {
+        bytes.get(at) == Some(&b'p')
+            && bytes
+                .get(at..at + WORD.len())
+                .is_some_and(|candidate| candidate == WORD)
+    })
+}
+
+/// `error_code` or a name ending in `_error_code`.
 fn is_error_field(name: &str) -> bool {
-    name == "error_code" || name.ends_with("_error_code")
+    const SUFFIX: &[u8; 10] = b"error_code";
+    let bytes = name.as_bytes();
+    let Some(head) = bytes.len().checked_sub(SUFFIX.len()) else {
+        return false;
+    };
+    bytes.get(head..) == Some(SUFFIX.as_slice())
+        && (head == 0 || bytes.get(head - 1) == Some(&b'_'))
+}
+
+/// Appends `n` in decimal, as `{n}` would, without the formatting
+/// machinery (which costs more than the digits on a hot line).
+pub fn push_int(out: &mut String, n: i64) {
+    if n < 0 {
+        out.push('-');
+    }
+    push_uint(out, n.unsigned_abs());
+}
+
+/// Appends `n` in decimal, as `{n}` would.
+pub fn push_uint(out: &mut String, mut n: u64) {
+    if n < 10 {
+        // The commonest case: one digit (the cast keeps it whole).
+        out.push(char::from(b'0' + n as u8));
+        return;
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    for slot in digits.iter_mut().rev() {
+        // A remainder by 10 is below 10: the cast keeps it whole.
+        *slot = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let digits = digits.get(at..).unwrap_or_default();
+    out.reserve(digits.len());
+    for digit in digits {
+        out.push(char::from(*digit));
+    }
 }
 
 pub fn error_name(code: i16) -> String {

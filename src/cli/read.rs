@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use kwire::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, PcapWriter, RawPacket};
 use kwire::codec::{DecodeOptions, RecordsMode};
 use kwire::display::write_exchange_json;
-use kwire::exchange::{Exchange, ExchangeState, Summary};
+use kwire::exchange::{push_int, push_uint, Exchange, ExchangeState, Summary};
 use kwire::filter::{self, Filter};
 use kwire::frame::ApiName;
 use kwire::json::JsonWriter;
@@ -298,29 +298,6 @@ fn write_text_line(out: &mut String, exchange: &Exchange, summary: &Summary, fir
             let _ = write!(out, " (+{more} more)");
         }
     }
-}
-
-/// Appends `n` in decimal, as `{n}` would.
-fn push_int(out: &mut String, n: i64) {
-    if n < 0 {
-        out.push('-');
-    }
-    push_uint(out, n.unsigned_abs());
-}
-
-fn push_uint(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // A remainder by 10 is below 10: the cast keeps it whole.
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend(digits[at..].iter().map(|digit| char::from(*digit)));
 }
 
 /// The columns `text` takes: its length when ASCII, as nearly all is.
