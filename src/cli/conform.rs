@@ -323,9 +323,13 @@ fn probe(label: &str, bootstrap: &str, options: &ConnectOptions) -> anyhow::Resu
             "cannot reach broker {label} at {bootstrap}: {error} before answering ApiVersions \
              (if it is a TLS listener, add --tls)"
         ),
-        Err(error) => Err(anyhow::Error::new(error).context(format!(
-            "cannot reach broker {label} at {bootstrap}: is it running and listening there?"
-        ))),
+        Err(error @ (ClientError::Connect { .. } | ClientError::Resolve { .. })) => bail!(
+            "cannot reach broker {label} at {bootstrap}: is it running and listening there? {error}"
+        ),
+        // It answered, but not as a Kafka broker should.
+        Err(error) => bail!(
+            "broker {label} at {bootstrap} did not answer ApiVersions as a Kafka broker: {error}"
+        ),
     }
 }
 
