@@ -1196,7 +1196,9 @@ impl Conn {
             }
         }
         let client = match request_at {
-            [Some(_), Some(_)] => Some(self.tie_break(shared)),
+            [Some(initiator), Some(responder)] => {
+                Some(self.tie_break([initiator, responder], shared))
+            }
             [Some(_), None] => Some(Side::Initiator),
             [None, Some(_)] => Some(Side::Responder),
             [None, None] => None,
@@ -1213,8 +1215,8 @@ impl Conn {
         self.maybe_give_up(shared);
     }
 
-    /// Both sides start with something that looks like a request.
-    fn tie_break(&self, shared: &Shared) -> Side {
+    /// Both sides hold something that looks like a request, at `at`.
+    fn tie_break(&self, at: [usize; 2], shared: &Shared) -> Side {
         let [initiator, responder] = &self.streams;
         if initiator.from_start != responder.from_start {
             return if initiator.from_start {
@@ -1222,6 +1224,29 @@ impl Conn {
             } else {
                 Side::Responder
             };
+        }
+        // A response read as a request usually leaves bytes over (an old
+        // Produce response with correlation id 2 reads as a Produce v2
+        // request header); a real request rarely does.
+        let left_over = |side: Side| {
+            let stream = &self.streams[index(side)];
+            let rest = stream.buf.get(at[index(side)]..)?;
+            let Deframe::Frame(len) = frame::next_frame(rest, shared.options.max_frame) else {
+                return None;
+            };
+            let frame = Bytes::copy_from_slice(rest.get(..len)?);
+            let decoded = frame::decode_request(frame, &shared.probe);
+            Some(
+                decoded
+                    .violations
+                    .iter()
+                    .any(|violation| matches!(violation.kind, DecodeErrorKind::TrailingBytes(_))),
+            )
+        };
+        match (left_over(Side::Initiator), left_over(Side::Responder)) {
+            (Some(true), Some(false)) => return Side::Responder,
+            (Some(false), Some(true)) => return Side::Initiator,
+            _ => {}
         }
         // A side sending to a hinted port is the client.
         if self.hinted(shared, Side::Initiator) && !self.hinted(shared, Side::Responder) {

@@ -763,3 +763,44 @@ fn a_truncated_capture_warns_and_prints_every_earlier_exchange() {
         }
     }
 }
+
+/// Captures joined where both sides hold something that reads as a
+/// request, the broker's being a response that leaves bytes over (an old
+/// Produce response with correlation id 2 reads as a Produce v2 request
+/// header): the side seen first used to win, and the whole connection was
+/// read with client and broker swapped. Every exchange's broker must be
+/// one of the brokers of the full capture.
+#[test]
+fn joining_where_both_sides_read_as_requests_keeps_the_roles() {
+    let dir = variants_dir();
+    // (capture, first packet kept, counted from 1 as editcap does)
+    let cases = [
+        ("python-mock.pcap", 59),
+        ("python-mock.pcap", 86),
+        ("python-mock.pcap", 116),
+        ("python-tansu.pcap", 254),
+        ("python-legacy-0.9-mock.pcap", 179),
+        ("kcat-mock.pcap", 59),
+        ("kcat-legacy-mock.pcap", 71),
+    ];
+    for (name, first) in cases {
+        let capture = common::corpus_dir().join("captures").join(name);
+        let (clean, _) = read_all(&capture, AnalyzerOptions::default());
+        let brokers: Vec<SocketAddr> = clean.iter().map(|exchange| exchange.broker).collect();
+        let bytes = std::fs::read(&capture).expect("capture");
+        let (at, _) = pcap_records(&bytes)[first - 1];
+        let tail = dir.path().join(format!("from-{first}-{name}"));
+        std::fs::write(&tail, [&bytes[..24], &bytes[at..]].concat()).expect("write");
+        let (late, _) = read_all(&tail, AnalyzerOptions::default());
+        assert!(!late.is_empty(), "{name} from packet {first}: no exchanges");
+        for exchange in &late {
+            assert!(
+                brokers.contains(&exchange.broker),
+                "{name} from packet {first}: {} -> {} ({}) has the roles swapped",
+                exchange.client,
+                exchange.broker,
+                exchange.api_name()
+            );
+        }
+    }
+}
