@@ -100,7 +100,10 @@ fn every_corpus_frame_decodes_and_round_trips_byte_for_byte() {
     check_findings(&findings);
     // The corpus's Metadata v13 frames (newer clients) all fit the v12
     // layout.
-    assert!(newest_layout >= 50, "only {newest_layout} frames read with a newer layout");
+    assert!(
+        newest_layout >= 50,
+        "only {newest_layout} frames read with a newer layout"
+    );
     println!(
         "{checked} frames round-trip ({newest_layout} of versions newer than the definitions \
          read with the newest layout, {beyond_definitions} kept raw); {} findings, as expected",
