@@ -396,20 +396,14 @@ pub fn decode_message(
     version: i16,
     options: &DecodeOptions,
 ) -> DecodedMessage {
-    let state = WalkState::new(options, false);
-    let mut body = Struct::default();
-    let error = read_struct(
+    decode_with(
         reader,
-        spec.body,
-        &state.walk(spec, version, options),
-        &mut body,
+        spec,
+        version,
+        options,
+        WalkState::new(options, false),
     )
-    .err();
-    DecodedMessage {
-        body,
-        error,
-        violations: state.violations.into_list(),
-    }
+    .0
 }
 
 /// [`decode_message`], also recording where every field, array item and
@@ -422,7 +416,24 @@ pub fn decode_message_spans(
     version: i16,
     options: &DecodeOptions,
 ) -> (DecodedMessage, Vec<FieldSpan>) {
-    let state = WalkState::new(options, true);
+    decode_with(
+        reader,
+        spec,
+        version,
+        options,
+        WalkState::new(options, true),
+    )
+}
+
+/// Decodes a message body with `state`'s bookkeeping; the spans it kept,
+/// if it kept any.
+fn decode_with(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+    state: WalkState,
+) -> (DecodedMessage, Vec<FieldSpan>) {
     let mut body = Struct::default();
     let error = read_struct(
         reader,

@@ -12,7 +12,6 @@ use kwire::codec::{DecodeOptions, RecordsMode};
 use kwire::display;
 use kwire::frame::{self, DecodedFrame};
 use kwire::frames_file;
-use kwire::records::Limits;
 use kwire::schema;
 use kwire::value::parse_hex;
 
@@ -32,28 +31,12 @@ pub struct Args {
     /// Print JSON instead of the indented tree.
     #[arg(long)]
     json: bool,
-    /// Show SASL tokens and other credentials instead of redacting them.
-    #[arg(long)]
-    show_secrets: bool,
-    /// Keep record batches as raw bytes instead of decoding them.
-    #[arg(long)]
-    no_records: bool,
-    /// Most bytes one record set may decompress to.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed)]
-    max_decompressed: usize,
+    #[command(flatten)]
+    decoding: super::DecodeFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let options = DecodeOptions {
-        records: if args.no_records {
-            RecordsMode::Raw
-        } else {
-            RecordsMode::Full
-        },
-        limits: Limits {
-            max_decompressed: args.max_decompressed,
-        },
-    };
+    let options = args.decoding.decode_options(RecordsMode::Full);
     let mut stdout = std::io::stdout().lock();
     let mut failed = 0;
     if args.frames {
@@ -131,7 +114,7 @@ fn print_frames_file(
 }
 
 fn print_frame(args: &Args, mut decoded: DecodedFrame, out: &mut impl Write) -> anyhow::Result<()> {
-    if !args.show_secrets {
+    if !args.decoding.show_secrets {
         display::redact(&mut decoded.header);
         if let Some(body) = decoded.body.as_mut() {
             display::redact(body);

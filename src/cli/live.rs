@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use kwire::capture::live::{drop_privileges, LiveCapture, LiveOptions};
 use kwire::capture::{parse_tcp, PcapWriter};
+use kwire::codec::RecordsMode;
 use kwire::display::exchange_json;
-use kwire::records::Limits;
 use kwire::session::Analyzer;
 use kwire::tui;
 use kwire::tui::source::{self, LiveCounters, SourceOptions, UPDATE_QUEUE};
 use kwire::tui::state::App;
 
-use super::tui::{analyzer_options, need_terminal, run_in_terminal};
+use super::tui::{need_terminal, run_in_terminal};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -54,15 +54,8 @@ pub struct Args {
     /// With --json: stop after SECS seconds.
     #[arg(long, value_name = "SECS", requires = "json")]
     duration: Option<f64>,
-    /// Show SASL passwords, proofs and tokens instead of redacting them.
-    #[arg(long)]
-    show_secrets: bool,
-    /// Keep record batches as raw bytes instead of decoding them.
-    #[arg(long)]
-    no_records: bool,
-    /// Most bytes one record set may decompress to.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed)]
-    max_decompressed: usize,
+    #[command(flatten)]
+    decoding: super::DecodeFlags,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -92,12 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.bpf.as_deref().unwrap_or("tcp")
     );
     let options = SourceOptions {
-        analyzer: analyzer_options(
-            args.ports.clone(),
-            args.show_secrets,
-            args.no_records,
-            args.max_decompressed,
-        ),
+        analyzer: args
+            .decoding
+            .analyzer_options(args.ports.clone(), RecordsMode::Full),
         ..SourceOptions::default()
     };
     let counters = Arc::new(LiveCounters::default());

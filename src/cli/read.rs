@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use kwire::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, PcapWriter, RawPacket};
-use kwire::codec::{DecodeOptions, RecordsMode};
+use kwire::codec::RecordsMode;
 use kwire::display::write_exchange_json;
 use kwire::exchange::{push_int, push_uint, Exchange, ExchangeState, Summary};
 use kwire::filter::{self, Filter};
 use kwire::frame::ApiName;
 use kwire::json::JsonWriter;
-use kwire::records::Limits;
-use kwire::session::{read_capture_with, AnalyzerOptions};
+use kwire::session::read_capture_with;
 use kwire::stats::{write_duration, write_quoted_if_needed, Stats};
 
 #[derive(clap::Args)]
@@ -48,19 +47,12 @@ pub struct Args {
     /// (repeatable, or comma-separated).
     #[arg(long = "port", value_name = "PORT", value_delimiter = ',')]
     ports: Vec<u16>,
-    /// Show SASL passwords, proofs and tokens instead of redacting them.
-    #[arg(long)]
-    show_secrets: bool,
     /// Also write the packets of the kept exchanges to OUT.pcap (needs a
     /// file: the capture is read a second time).
     #[arg(long, value_name = "OUT.pcap")]
     write: Option<PathBuf>,
-    /// Keep record batches as raw bytes instead of decoding them.
-    #[arg(long)]
-    no_records: bool,
-    /// Most bytes one record set may decompress to.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed)]
-    max_decompressed: usize,
+    #[command(flatten)]
+    decoding: super::DecodeFlags,
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -89,25 +81,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let options = AnalyzerOptions {
-        port_hints: args.ports.clone(),
-        decode: DecodeOptions {
-            // Lines and statistics need record counts and sizes, which
-            // batch headers give; only --json shows the records.
-            records: if args.no_records {
-                RecordsMode::Raw
-            } else if args.json && !args.stats {
-                RecordsMode::Full
-            } else {
-                RecordsMode::HeadersOnly
-            },
-            limits: Limits {
-                max_decompressed: args.max_decompressed,
-            },
-        },
-        show_secrets: args.show_secrets,
-        ..AnalyzerOptions::default()
+    // Lines and statistics need record counts and sizes, which batch
+    // headers give; only --json shows the records.
+    let records = if args.json && !args.stats {
+        RecordsMode::Full
+    } else {
+        RecordsMode::HeadersOnly
     };
+    let options = args.decoding.analyzer_options(args.ports.clone(), records);
     let show_progress = !args.no_progress
         && std::io::stderr().is_terminal()
         && (args.stats || !std::io::stdout().is_terminal());
@@ -609,9 +590,11 @@ mod tests {
         let mut checked = 0;
         for path in paths {
             let mut exchanges = Vec::new();
-            kwire::session::read_capture(&path, AnalyzerOptions::default(), |exchange| {
-                exchanges.push(exchange)
-            })
+            kwire::session::read_capture(
+                &path,
+                kwire::session::AnalyzerOptions::default(),
+                |exchange| exchanges.push(exchange),
+            )
             .expect("capture");
             for (n, mut exchange) in exchanges.into_iter().enumerate() {
                 // Odd values the corpus does not have: IPv6, wide ids,

@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use anyhow::{bail, Context};
-use kwire::codec::DecodeOptions;
-use kwire::records::Limits;
-use kwire::session::AnalyzerOptions;
+use kwire::codec::RecordsMode;
 use kwire::tui::source::{self, SourceOptions, Update, UPDATE_QUEUE};
 use kwire::tui::state::App;
 use kwire::tui::{self, RunOptions, Terminal, TerminalEvents};
@@ -34,40 +32,8 @@ pub struct Args {
     /// (repeatable, or comma-separated).
     #[arg(long = "port", value_name = "PORT", value_delimiter = ',')]
     ports: Vec<u16>,
-    /// Show SASL passwords, proofs and tokens instead of redacting them.
-    #[arg(long)]
-    show_secrets: bool,
-    /// Keep record batches as raw bytes instead of decoding them.
-    #[arg(long)]
-    no_records: bool,
-    /// Most bytes one record set may decompress to.
-    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_decompressed)]
-    max_decompressed: usize,
-}
-
-pub fn analyzer_options(
-    ports: Vec<u16>,
-    show_secrets: bool,
-    no_records: bool,
-    max_decompressed: usize,
-) -> AnalyzerOptions {
-    AnalyzerOptions {
-        port_hints: ports,
-        decode: decode_options(no_records, max_decompressed),
-        show_secrets,
-        ..AnalyzerOptions::default()
-    }
-}
-
-pub fn decode_options(no_records: bool, max_decompressed: usize) -> DecodeOptions {
-    DecodeOptions {
-        records: if no_records {
-            kwire::codec::RecordsMode::Raw
-        } else {
-            kwire::codec::RecordsMode::Full
-        },
-        limits: Limits { max_decompressed },
-    }
+    #[command(flatten)]
+    decoding: super::DecodeFlags,
 }
 
 /// Checks that stdout is a terminal, as the UI needs.
@@ -85,12 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     need_terminal("for a pipe, use `kwire read` (with --json for NDJSON)")?;
     let options = SourceOptions {
-        analyzer: analyzer_options(
-            args.ports,
-            args.show_secrets,
-            args.no_records,
-            args.max_decompressed,
-        ),
+        analyzer: args
+            .decoding
+            .analyzer_options(args.ports, RecordsMode::Full),
         replay: args.replay.then_some(args.speed),
         ..SourceOptions::default()
     };
