@@ -13,8 +13,8 @@ mod common;
 use std::path::Path;
 
 use common::{
-    check_invariants, compare, duplicate, oracle_frame_count, oracle_pairs, parse_oracle, read_all,
-    reorder, resplit, segments_of, Lcg,
+    check_invariants, compare, lossless_variants, oracle_frame_count, oracle_pairs, parse_oracle,
+    read_all, segments_of, Lcg,
 };
 use kwire::capture::TcpSegment;
 use kwire::exchange::{Exchange, ExchangeState};
@@ -169,17 +169,7 @@ fn lossless_mangling_changes_no_exchange() {
         let (clean, clean_losses) = analyze(segments.clone());
         let reference = outline(&clean);
         for seed in 1..4 {
-            let mut rng = Lcg(seed);
-            let variants = [
-                ("resplit", resplit(&segments, &mut rng)),
-                ("reorder", reorder(&segments, &mut rng)),
-                ("duplicate", duplicate(&segments, &mut rng)),
-                (
-                    "all",
-                    duplicate(&reorder(&resplit(&segments, &mut rng), &mut rng), &mut rng),
-                ),
-            ];
-            for (how, variant) in variants {
+            for (how, variant) in lossless_variants(&segments, seed) {
                 let (exchanges, losses) = analyze(variant);
                 assert_eq!(losses, clean_losses, "{name} {how} seed {seed}");
                 let got = outline(&exchanges);

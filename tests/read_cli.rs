@@ -3,28 +3,14 @@
 //! text, NDJSON and stats outputs agree with each other, that filters,
 //! `--write` and stdin behave, and that errors exit with 2.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
+
+use common::{kwire, stdout_of};
 
 use serde_json::Value as Json;
-
-fn kwire(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kwire"))
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kwire")
-}
-
-fn stdout_of(args: &[&str]) -> String {
-    let output = kwire(args);
-    assert!(
-        output.status.success(),
-        "kwire {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 output")
-}
 
 fn captures() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));

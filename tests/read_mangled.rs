@@ -40,8 +40,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use common::{
-    duplicate, json_lines, kwire, name_of, oracle_pairs, read_all, reorder, resplit, segments_of,
-    stdout_of, write_segments, Lcg,
+    json_lines, kwire, lossless_variants, name_of, oracle_pairs, read_all, segments_of, stdout_of,
+    write_segments, Lcg,
 };
 use kwire::capture::TcpSegment;
 use kwire::exchange::ExchangeState;
@@ -115,17 +115,7 @@ fn lossless_variants_print_the_same_text() {
             "{name}: rewritten without change"
         );
         for seed in 1..4 {
-            let mut rng = Lcg(seed);
-            let variants = [
-                ("resplit", resplit(&segments, &mut rng)),
-                ("reorder", reorder(&segments, &mut rng)),
-                ("duplicate", duplicate(&segments, &mut rng)),
-                (
-                    "all",
-                    duplicate(&reorder(&resplit(&segments, &mut rng), &mut rng), &mut rng),
-                ),
-            ];
-            for (how, variant) in variants {
+            for (how, variant) in lossless_variants(&segments, seed) {
                 let file = dir.path().join(format!("{how}-{seed}.pcap"));
                 write_segments(&file, &variant);
                 let text = text_of(&file);

@@ -480,6 +480,24 @@ pub fn duplicate(segments: &[TcpSegment], rng: &mut Lcg) -> Vec<TcpSegment> {
     out
 }
 
+/// The lossless variants of `segments` for one seed: re-split, reordered,
+/// duplicated, and all three at once, each with its name.
+pub fn lossless_variants(
+    segments: &[TcpSegment],
+    seed: u64,
+) -> [(&'static str, Vec<TcpSegment>); 4] {
+    let mut rng = Lcg(seed);
+    [
+        ("resplit", resplit(segments, &mut rng)),
+        ("reorder", reorder(segments, &mut rng)),
+        ("duplicate", duplicate(segments, &mut rng)),
+        (
+            "all",
+            duplicate(&reorder(&resplit(segments, &mut rng), &mut rng), &mut rng),
+        ),
+    ]
+}
+
 /// How many frames the oracle holds: each request and response, each raw
 /// SASL token and each orphan response.
 pub fn oracle_frame_count(oracle: &[OracleConnection]) -> usize {
