@@ -7,6 +7,12 @@
 //! A decode error keeps everything decoded before it: the partial tree goes
 //! back up with the error, and each level adds its field name or index to the
 //! error's path, so the error names the exact field and byte offset.
+//!
+//! A message can also be skimmed (`DecodeOptions::skim`): the same walk, with
+//! the same checks, errors and violations, but instead of building the tree
+//! it hands topics, partitions, record sets and error codes to a
+//! [`Gatherer`] and keeps only the body's top-level numbers. Lines and
+//! statistics need no more, and a skim allocates next to nothing.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -16,15 +22,20 @@ use serde_json::Value as Json;
 
 use crate::records::{Budget, Limits, RecordSet};
 use crate::schema::{DefaultValue, FieldSpec, FieldType, MessageSpec, StructSpec};
+use crate::summary::{Gatherer, Summary};
 use crate::value::{parse_hex, parse_uuid, Field, RawTag, Struct, Value, UNKNOWN_TAGS_KEY};
 use crate::wire::{self, Reader, WireError, WireErrorKind};
 
 /// How much to decode.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
     /// How far record batches are decoded.
     pub records: RecordsMode,
     pub limits: Limits,
+    /// Skim instead of building the tree: the body keeps its top-level
+    /// numbers (acks, error_code, throttle_time_ms, ...) and the message's
+    /// summary is gathered on the way (`DecodedMessage::summary`).
+    pub skim: bool,
 }
 
 impl Default for DecodeOptions {
@@ -32,6 +43,7 @@ impl Default for DecodeOptions {
         DecodeOptions {
             records: RecordsMode::Full,
             limits: Limits::default(),
+            skim: false,
         }
     }
 }
@@ -200,6 +212,33 @@ struct Walk<'a> {
     /// Where each field's bytes lie, recorded only when asked for
     /// ([`decode_message_spans`]): the hex view of the TUI highlights them.
     spans: Option<&'a RefCell<SpanLog>>,
+    /// The gatherer a skim hands its findings to, and the name of the
+    /// struct field being read (strings and arrays are reported under it).
+    gather: Option<&'a RefCell<Gatherer>>,
+    field: &'a Cell<&'static str>,
+}
+
+/// Which of a struct's values go into the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    All,
+    /// Numbers, booleans and UUIDs: the top level of a skimmed body.
+    Scalars,
+    Nothing,
+}
+
+impl Keep {
+    #[inline]
+    fn keeps(self, value: &Value) -> bool {
+        match self {
+            Keep::All => true,
+            Keep::Scalars => matches!(
+                value,
+                Value::Int(_) | Value::Bool(_) | Value::Float(_) | Value::Uuid(_)
+            ),
+            Keep::Nothing => false,
+        }
+    }
 }
 
 /// Protocol violations found so far. Every field asks how many there are
@@ -353,14 +392,20 @@ pub struct DecodedMessage {
     /// Things the peer must not send but that still decode unambiguously,
     /// such as a null where the schema does not allow one.
     pub violations: Vec<DecodeError>,
+    /// What the message is about, when it was skimmed (`body` then holds
+    /// only its top-level numbers).
+    pub summary: Option<Summary>,
 }
 
 /// What a walk accumulates while it runs: violations, the decompression
-/// budget and, when asked for, field spans. Each entry point owns one.
+/// budget and, when asked for, field spans or a skim's findings. Each entry
+/// point owns one.
 struct WalkState {
     violations: Violations,
     budget: RefCell<Budget>,
     spans: Option<RefCell<SpanLog>>,
+    gather: Option<RefCell<Gatherer>>,
+    field: Cell<&'static str>,
 }
 
 impl WalkState {
@@ -369,6 +414,8 @@ impl WalkState {
             violations: Violations::default(),
             budget: RefCell::new(Budget::new(options.limits.max_decompressed)),
             spans: record_spans.then(|| RefCell::new(SpanLog::default())),
+            gather: (options.skim && !record_spans).then(|| RefCell::new(Gatherer::new())),
+            field: Cell::new(""),
         }
     }
 
@@ -385,6 +432,8 @@ impl WalkState {
             violations: &self.violations,
             budget: &self.budget,
             spans: self.spans.as_ref(),
+            gather: self.gather.as_ref(),
+            field: &self.field,
         }
     }
 }
@@ -435,17 +484,20 @@ fn decode_with(
     state: WalkState,
 ) -> (DecodedMessage, Vec<FieldSpan>) {
     let mut body = Struct::default();
-    let error = read_struct(
-        reader,
-        spec.body,
-        &state.walk(spec, version, options),
-        &mut body,
-    )
-    .err();
+    let walk = state.walk(spec, version, options);
+    let keep = match walk.gather {
+        Some(gather) => {
+            gather.borrow_mut().enter_struct();
+            Keep::Scalars
+        }
+        None => Keep::All,
+    };
+    let error = read_struct(reader, spec.body, &walk, &mut body, keep).err();
     let decoded = DecodedMessage {
         body,
         error,
         violations: state.violations.into_list(),
+        summary: state.gather.map(|gather| gather.into_inner().finish()),
     };
     let spans = state
         .spans
@@ -459,20 +511,23 @@ fn read_struct(
     spec: &StructSpec,
     walk: &Walk,
     out: &mut Struct,
+    keep: Keep,
 ) -> Result<(), DecodeError> {
-    // Exactly the fields this version has: a struct of one small field
-    // would otherwise grow room for four, which for an array of such
-    // structs makes the tree several times larger than it need be.
-    let count = spec
-        .fields
-        .iter()
-        .filter(|field| walk.in_body(field))
-        .count();
-    // (A fresh vector is allocated outright, cheaper than growing one.)
-    if out.fields.capacity() == 0 {
-        out.fields = Vec::with_capacity(count);
-    } else {
-        out.fields.reserve_exact(count);
+    if keep != Keep::Nothing {
+        // Exactly the fields this version has: a struct of one small field
+        // would otherwise grow room for four, which for an array of such
+        // structs makes the tree several times larger than it need be.
+        let count = spec
+            .fields
+            .iter()
+            .filter(|field| walk.in_body(field))
+            .count();
+        // (A fresh vector is allocated outright, cheaper than growing one.)
+        if out.fields.capacity() == 0 {
+            out.fields = Vec::with_capacity(count);
+        } else {
+            out.fields.reserve_exact(count);
+        }
     }
     for field in spec.fields {
         if !walk.in_body(field) {
@@ -482,16 +537,19 @@ fn read_struct(
         let since = walk.violation_count();
         let start = reader.offset();
         walk.enter(PathSegment::Field(field.name));
+        walk.field.set(field.name);
         let read = read_value(reader, &field.ty, nullable, walk.compact(field), walk);
         walk.leave(start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
-            Ok(value) => out.push(field.name, value),
+            Ok(value) => take_field(out, keep, field.name, value, walk),
             Err(failure) => {
-                out.fields.extend(failure.partial.map(|value| Field {
-                    name: field.name,
-                    value,
-                }));
+                if keep == Keep::All {
+                    out.fields.extend(failure.partial.map(|value| Field {
+                        name: field.name,
+                        value,
+                    }));
+                }
                 return Err(failure.error.within(PathSegment::Field(field.name)));
             }
         }
@@ -499,7 +557,7 @@ fn read_struct(
     if walk.flexible {
         // A failure in the section itself (its count, a tag or a size) has
         // no field to name; say it was the tagged fields.
-        read_tagged_fields(reader, spec, walk, out).map_err(|error| {
+        read_tagged_fields(reader, spec, walk, out, keep).map_err(|error| {
             if error.path.is_empty() {
                 error.within(PathSegment::Field(TAGGED_FIELDS))
             } else {
@@ -508,6 +566,23 @@ fn read_struct(
         })?;
     }
     Ok(())
+}
+
+/// Puts a field's value into the tree as `keep` says, after a skim has
+/// handed its number to the gatherer (strings, arrays, structs and record
+/// sets are reported while they are read).
+#[inline(always)]
+fn take_field(out: &mut Struct, keep: Keep, name: &'static str, value: Value, walk: &Walk) {
+    if let Some(gather) = walk.gather {
+        match &value {
+            Value::Int(number) => gather.borrow_mut().int(name, *number),
+            Value::Uuid(uuid) => gather.borrow_mut().uuid(name, uuid),
+            _ => {}
+        }
+    }
+    if keep.keeps(&value) {
+        out.push(name, value);
+    }
 }
 
 /// The path segment for a struct's tagged-field section (KIP-482).
@@ -520,9 +595,12 @@ fn read_tagged_fields(
     spec: &StructSpec,
     walk: &Walk,
     out: &mut Struct,
+    keep: Keep,
 ) -> Result<(), DecodeError> {
     let count = reader.unsigned_varint()?;
     reader.check_count(u64::from(count))?;
+    // Known tags read so far (a skimmed tree does not hold them).
+    let mut seen: Vec<u32> = Vec::new();
     for _ in 0..count {
         let tag_start = reader.offset();
         let tag = reader.unsigned_varint()?;
@@ -536,7 +614,7 @@ fn read_tagged_fields(
         // A known tag sent twice is a violation (KIP-482: a tag appears at
         // most once); the repeat is kept raw, beside the first, so that the
         // tree has one field per name and the frame re-encodes as it was.
-        let repeated = known.filter(|field| out.get(field.name).is_some());
+        let repeated = known.filter(|_| seen.contains(&tag));
         if let Some(field) = repeated {
             let violation = DecodeError::new(tag_start, DecodeErrorKind::RepeatedTag(tag));
             walk.violate(violation.within(PathSegment::Field(field.name)));
@@ -544,22 +622,26 @@ fn read_tagged_fields(
         let Some(field) = known.filter(|_| repeated.is_none()) else {
             walk.enter(PathSegment::Tag(tag));
             walk.leave(tag_start, reader.offset());
-            out.unknown_tags.push(RawTag {
-                tag,
-                data: data.take_rest(),
-            });
+            if keep == Keep::All {
+                out.unknown_tags.push(RawTag {
+                    tag,
+                    data: data.take_rest(),
+                });
+            }
             continue;
         };
+        seen.push(tag);
         let nullable = field.nullable.contains(walk.version);
         let since = walk.violation_count();
         walk.enter(PathSegment::Field(field.name));
+        walk.field.set(field.name);
         let read = read_value(&mut data, &field.ty, nullable, true, walk);
         // The tag and size prefix belong to the field.
         walk.leave(tag_start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
             Ok(value) => {
-                out.push(field.name, value);
+                take_field(out, keep, field.name, value, walk);
                 if !data.is_empty() {
                     let kind = DecodeErrorKind::TaggedFieldTrailing(data.remaining());
                     return Err(DecodeError::new(data.offset(), kind)
@@ -567,10 +649,12 @@ fn read_tagged_fields(
                 }
             }
             Err(failure) => {
-                out.fields.extend(failure.partial.map(|value| Field {
-                    name: field.name,
-                    value,
-                }));
+                if keep == Keep::All {
+                    out.fields.extend(failure.partial.map(|value| Field {
+                        name: field.name,
+                        value,
+                    }));
+                }
                 return Err(failure.error.within(PathSegment::Field(field.name)));
             }
         }
@@ -661,18 +745,36 @@ fn read_sized_value(
             None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
-                Value::String(reader.utf8(len)?)
+                let text = reader.str(len)?;
+                match walk.gather {
+                    Some(gather) => {
+                        gather.borrow_mut().text(walk.field.get(), text);
+                        Value::Null
+                    }
+                    None => Value::String(text.to_owned()),
+                }
             }
         },
         FieldType::Bytes | FieldType::Records => match read_length(reader, compact, true)? {
             None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
+                let records = matches!(ty, FieldType::Records);
+                if !records && walk.gather.is_some() {
+                    reader.skip(len)?;
+                    return Ok(Value::Null);
+                }
                 let data = reader.take(len)?;
-                if matches!(ty, FieldType::Records) {
-                    Value::Records(Box::new(read_records(data, walk)))
-                } else {
-                    Value::Bytes(data)
+                if !records {
+                    return Ok(Value::Bytes(data));
+                }
+                let records = read_records(data, walk);
+                match walk.gather {
+                    Some(gather) => {
+                        gather.borrow_mut().records(&records);
+                        Value::Null
+                    }
+                    None => Value::Records(Box::new(records)),
                 }
             }
         },
@@ -681,14 +783,26 @@ fn read_sized_value(
             if nullable && reader.i8()? < 0 {
                 return Ok(Value::Null);
             }
+            if let Some(gather) = walk.gather {
+                gather.borrow_mut().enter_struct();
+                read_struct(reader, spec, walk, &mut Struct::default(), Keep::Nothing)?;
+                gather.borrow_mut().leave_struct();
+                return Ok(Value::Null);
+            }
             let mut inner = Struct::default();
-            if let Err(error) = read_struct(reader, spec, walk, &mut inner) {
+            if let Err(error) = read_struct(reader, spec, walk, &mut inner, Keep::All) {
                 return Err(Box::new(Failure {
                     partial: Some(Value::Struct(inner)),
                     error,
                 }));
             }
             Value::Struct(inner)
+        }
+        FieldType::Array(element) if walk.gather.is_some() => {
+            match read_length(reader, compact, true)? {
+                None => return null_value(nullable, start, walk),
+                Some(count) => skim_array(reader, element, count, compact, walk)?,
+            }
         }
         FieldType::Array(element) => match read_length(reader, compact, true)? {
             None => return null_value(nullable, start, walk),
@@ -725,6 +839,34 @@ fn read_sized_value(
         },
     };
     Ok(value)
+}
+
+/// Skims the `count` elements of an array (see [`read_sized_value`]),
+/// telling the gatherer that the array begins.
+fn skim_array(
+    reader: &mut Reader,
+    element: &FieldType,
+    count: u64,
+    compact: bool,
+    walk: &Walk,
+) -> Decoded {
+    let count = reader.check_count(count)?;
+    if let Some(gather) = walk.gather {
+        gather.borrow_mut().array(walk.field.get());
+    }
+    // Elements have no field name of their own.
+    walk.field.set("");
+    for index in 0..count {
+        let since = walk.violation_count();
+        let read = read_value(reader, element, false, compact, walk);
+        walk.scope_violations(since, PathSegment::Index(index));
+        if let Err(mut failure) = read {
+            failure.partial = None;
+            failure.error = failure.error.within(PathSegment::Index(index));
+            return Err(failure);
+        }
+    }
+    Ok(Value::Null)
 }
 
 /// Arrays of at most this many elements get room for all of them without

@@ -3,13 +3,11 @@
 //! and a one-line summary (topics and partitions, records, error names).
 //! The capture engine builds exchanges; `read`, the TUI and filters use them.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::frame::DecodedFrame;
 use crate::schema;
-use crate::value::{Struct, Value};
+pub use crate::summary::{RecordTally, Summary};
 
 /// One side of an exchange as it was on the wire.
 #[derive(Clone, Debug)]
@@ -118,231 +116,20 @@ impl Exchange {
             .find_map(|message| message.frame.error.as_ref().map(ToString::to_string))
     }
 
+    /// What the exchange is about, request first: from the summaries the
+    /// codec gathered while skimming, or else from the decoded trees.
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
         for message in [&self.request, &self.response].into_iter().flatten() {
-            if let Some(body) = &message.frame.body {
-                summary.add_tree(body);
+            match (&message.frame.summary, &message.frame.body) {
+                (Some(skimmed), _) if summary == Summary::default() => summary = skimmed.clone(),
+                (Some(skimmed), _) => summary.merge(skimmed),
+                (None, Some(body)) => summary.add_tree(body),
+                (None, None) => {}
             }
         }
         summary
     }
-}
-
-/// What an exchange is about, gathered from both of its trees.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Summary {
-    /// Topic name (or topic id) to the partitions named under it.
-    pub topics: BTreeMap<String, Vec<i32>>,
-    /// Per topic-partition: records and their bytes (keys plus values).
-    pub records: BTreeMap<(String, i32), RecordTally>,
-    /// Non-zero error codes, each once, in order of appearance.
-    pub errors: Vec<i16>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RecordTally {
-    pub batches: u64,
-    pub records: u64,
-    /// Bytes of the record sets on the wire.
-    pub bytes: u64,
-}
-
-/// Field names that hold a topic's name or id in the message definitions.
-const TOPIC_FIELDS: &[&str] = &["name", "topic", "topic_name", "topic_id"];
-/// Field names that hold a partition index.
-const PARTITION_FIELDS: &[&str] = &["partition_index", "index", "partition", "partition_id"];
-
-impl Summary {
-    pub fn record_count(&self) -> u64 {
-        self.records.values().map(|tally| tally.records).sum()
-    }
-
-    pub fn record_bytes(&self) -> u64 {
-        self.records.values().map(|tally| tally.bytes).sum()
-    }
-
-    /// Error names, `NONE` left out: `UNKNOWN_TOPIC_OR_PARTITION`.
-    pub fn error_names(&self) -> Vec<String> {
-        self.errors.iter().map(|code| error_name(*code)).collect()
-    }
-
-    fn add_tree(&mut self, tree: &Struct) {
-        self.walk(tree, None);
-    }
-
-    /// Walks a tree, remembering the nearest enclosing topic so that
-    /// partitions and record sets below it are counted against it.
-    fn walk(&mut self, tree: &Struct, topic: Option<&str>) {
-        let own_topic = topic_of(tree);
-        let topic = own_topic.as_deref().or(topic);
-        let partition = topic.and_then(|_| partition_of(tree));
-        if let (Some(topic), Some(partition)) = (topic, partition) {
-            self.note_topic(topic, Some(partition));
-        } else if let Some(topic) = own_topic.as_deref() {
-            self.note_topic(topic, None);
-        }
-        for field in &tree.fields {
-            match &field.value {
-                Value::Int(code) => {
-                    if *code != 0 && is_error_field(field.name) {
-                        if let Ok(code) = i16::try_from(*code) {
-                            if !self.errors.contains(&code) {
-                                self.errors.push(code);
-                            }
-                        }
-                    }
-                }
-                value if holds_summary(value) => self.walk_value(value, topic, partition),
-                _ => {}
-            }
-        }
-    }
-
-    /// Lists `topic`, and `partition` under it, each once; the name is
-    /// copied only when it is new.
-    fn note_topic(&mut self, topic: &str, partition: Option<i32>) {
-        match self.topics.get_mut(topic) {
-            Some(partitions) => {
-                if let Some(partition) = partition {
-                    if !partitions.contains(&partition) {
-                        partitions.push(partition);
-                    }
-                }
-            }
-            None => {
-                self.topics
-                    .insert(topic.to_owned(), partition.into_iter().collect());
-            }
-        }
-    }
-
-    fn walk_value(&mut self, value: &Value, topic: Option<&str>, partition: Option<i32>) {
-        match value {
-            Value::Struct(inner) => self.walk(inner, topic),
-            Value::Array(items) => items
-                .iter()
-                .filter(|item| holds_summary(item))
-                .for_each(|item| self.walk_value(item, topic, partition)),
-            Value::Records(records) => {
-                let key = (topic.unwrap_or("?").to_owned(), partition.unwrap_or(-1));
-                let tally = self.records.entry(key).or_default();
-                tally.batches += records.batches.len() as u64;
-                tally.records += records.record_count() as u64;
-                tally.bytes += records.raw.len() as u64;
-            }
-            _ => {}
-        }
-    }
-
-    /// `orders[0,1] payments[3]`, then records and errors.
-    pub fn line(&self) -> String {
-        let mut out = String::new();
-        self.write_line(&mut out);
-        out
-    }
-
-    /// Appends [`Summary::line`] to `out`, without allocating on the way.
-    pub fn write_line(&self, out: &mut String) {
-        let start = out.len();
-        for (topic, partitions) in &self.topics {
-            if out.len() > start {
-                out.push(' ');
-            }
-            out.push_str(topic);
-            if !partitions.is_empty() {
-                out.push('[');
-                for (index, partition) in partitions.iter().enumerate() {
-                    if index > 0 {
-                        out.push(',');
-                    }
-                    push_int(out, i64::from(*partition));
-                }
-                out.push(']');
-            }
-        }
-        let records = self.record_count();
-        if records > 0 || !self.records.is_empty() {
-            out.push(' ');
-            push_uint(out, records);
-            out.push_str(" records ");
-            push_uint(out, self.record_bytes());
-            out.push_str(" B");
-        }
-        for (index, code) in self.errors.iter().enumerate() {
-            out.push(if index == 0 { ' ' } else { ',' });
-            match schema::error(*code) {
-                Some(error) => out.push_str(error.name),
-                None => {
-                    out.push_str("ERROR(");
-                    push_int(out, i64::from(*code));
-                    out.push(')');
-                }
-            }
-        }
-        // Nothing before the records or errors leaves a leading space.
-        let lead = out[start..].len() - out[start..].trim_start().len();
-        out.drain(start..start + lead);
-    }
-}
-
-/// Whether a value may hold topics, partitions or records: the others need
-/// no walk.
-#[inline]
-fn holds_summary(value: &Value) -> bool {
-    matches!(
-        value,
-        Value::Struct(_) | Value::Array(_) | Value::Records(_)
-    )
-}
-
-fn topic_of(tree: &Struct) -> Option<Cow<'_, str>> {
-    // A topic struct holds its name (or id) next to an array of partitions;
-    // requiring the array keeps other `name` fields (groups, configs) out.
-    // (The cheap test first: this runs for every struct of every tree.)
-    let has_partitions = tree
-        .fields
-        .iter()
-        .any(|field| matches!(field.value, Value::Array(_)) && names_partitions(field.name));
-    if !has_partitions {
-        return None;
-    }
-    TOPIC_FIELDS.iter().find_map(|name| match tree.get(name)? {
-        Value::String(text) => Some(Cow::Borrowed(text.as_str())),
-        Value::Uuid(uuid) => Some(Cow::Owned(crate::value::uuid_to_base64(uuid))),
-        _ => None,
-    })
-}
-
-fn partition_of(tree: &Struct) -> Option<i32> {
-    PARTITION_FIELDS
-        .iter()
-        .find_map(|name| tree.int(name))
-        .and_then(|index| i32::try_from(index).ok())
-}
-
-/// Whether a field name contains `partition`: a byte scan that runs for
-/// every array of every tree, cheaper than a general substring search.
-fn names_partitions(name: &str) -> bool {
-    const WORD: &[u8; 9] = b"partition";
-    let bytes = name.as_bytes();
-    (0..bytes.len()).any(|at| {
-        bytes.get(at) == Some(&b'p')
-            && bytes
-                .get(at..at + WORD.len())
-                .is_some_and(|candidate| candidate == WORD)
-    })
-}
-
-/// `error_code` or a name ending in `_error_code`.
-fn is_error_field(name: &str) -> bool {
-    const SUFFIX: &[u8; 10] = b"error_code";
-    let bytes = name.as_bytes();
-    let Some(head) = bytes.len().checked_sub(SUFFIX.len()) else {
-        return false;
-    };
-    bytes.get(head..) == Some(SUFFIX.as_slice())
-        && (head == 0 || bytes.get(head - 1) == Some(&b'_'))
 }
 
 /// Appends `n` in decimal, as `{n}` would, without the formatting

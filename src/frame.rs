@@ -6,9 +6,11 @@
 use bytes::Bytes;
 
 use crate::codec::{
-    decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions, EncodeError,
+    decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions, DecodedMessage,
+    EncodeError,
 };
 use crate::schema::{self, ApiSpec, MessageSpec};
+use crate::summary::Summary;
 use crate::value::Struct;
 use crate::wire::Reader;
 
@@ -85,6 +87,9 @@ pub struct DecodedFrame {
     /// Protocol violations that did not stop decoding (see
     /// `codec::DecodedMessage::violations`).
     pub violations: Vec<DecodeError>,
+    /// What the body is about, when it was skimmed (`DecodeOptions::skim`):
+    /// `body` then holds only its top-level numbers.
+    pub summary: Option<Summary>,
 }
 
 impl DecodedFrame {
@@ -243,6 +248,7 @@ fn decode_frame(
         size,
         error: None,
         violations: Vec::new(),
+        summary: None,
     };
     let mut errors: Vec<DecodeError> = Vec::new();
     let mut reader = Reader::new(frame);
@@ -259,7 +265,12 @@ fn decode_frame(
         Ok(_) => {}
         Err(error) => errors.push(error.into()),
     }
-    let header = decode_message(&mut reader, header_spec, header_version, options);
+    // Headers are small and always whole trees: the client id is in one.
+    let header_options = DecodeOptions {
+        skim: false,
+        ..*options
+    };
+    let header = decode_message(&mut reader, header_spec, header_version, &header_options);
     decoded.correlation_id = header
         .body
         .int("correlation_id")
@@ -288,7 +299,8 @@ fn decode_frame(
                 match decode_newer_body(&reader, spec, api_version, options) {
                     Some((body, trailing)) => {
                         decoded.body_version = spec.valid.max;
-                        decoded.body = Some(body);
+                        decoded.body = Some(body.body);
+                        decoded.summary = body.summary;
                         decoded.trailing = trailing;
                     }
                     None => errors.push(unknown),
@@ -297,6 +309,7 @@ fn decode_frame(
             Some(spec) => {
                 let body = decode_message(&mut reader, spec, api_version, options);
                 decoded.body = Some(body.body);
+                decoded.summary = body.summary;
                 decoded.violations.extend(body.violations);
                 let body_failed = body.error.is_some();
                 errors.extend(body.error);
@@ -344,7 +357,7 @@ fn decode_newer_body(
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-) -> Option<(Struct, Bytes)> {
+) -> Option<(DecodedMessage, Bytes)> {
     let newest = spec.valid.max;
     if version <= newest || version > newest.saturating_add(NEWER_VERSION_SLACK) {
         return None;
@@ -354,7 +367,7 @@ fn decode_newer_body(
     if body.error.is_some() || !body.violations.is_empty() {
         return None;
     }
-    Some((body.body, reader.take_rest()))
+    Some((body, reader.take_rest()))
 }
 
 /// Encodes a request frame, length prefix included. `header` supplies

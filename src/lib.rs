@@ -22,6 +22,7 @@ pub mod sasl;
 pub mod schema;
 pub mod session;
 pub mod stats;
+pub mod summary;
 pub mod tui;
 pub mod value;
 pub mod wire;

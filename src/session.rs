@@ -316,6 +316,10 @@ struct Shared {
     options: AnalyzerOptions,
     /// For judging candidate frames: record batches are not decoded.
     probe: DecodeOptions,
+    /// `options.decode` building whole trees, for the APIs whose trees the
+    /// Kafka layer reads itself (see `TREE_APIS`) when the others are
+    /// skimmed.
+    whole: DecodeOptions,
     losses: LossCounters,
     next_id: u64,
     /// Bytes buffered across all directions.
@@ -323,6 +327,15 @@ struct Shared {
 }
 
 impl Shared {
+    /// How a frame of API `key` is decoded.
+    fn decode_options(&self, key: i16) -> &DecodeOptions {
+        if TREE_APIS.contains(&key) {
+            &self.whole
+        } else {
+            &self.options.decode
+        }
+    }
+
     /// Bytes kept of a frame that is skipped.
     fn keep(&self) -> usize {
         PREFIX_KEEP.min(self.options.max_buffered / 2)
@@ -339,13 +352,19 @@ impl Analyzer {
     pub fn new(options: AnalyzerOptions) -> Analyzer {
         let probe = DecodeOptions {
             records: RecordsMode::Raw,
-            ..options.decode.clone()
+            skim: false,
+            ..options.decode
+        };
+        let whole = DecodeOptions {
+            skim: false,
+            ..options.decode
         };
         Analyzer {
             reassembler: Reassembler::new(options.limits),
             shared: Shared {
                 options,
                 probe,
+                whole,
                 losses: LossCounters::default(),
                 next_id: 0,
                 buffered: 0,
@@ -1752,7 +1771,8 @@ impl Conn {
             }
             self.end_raw_sasl(out);
         }
-        let decoded = frame::decode_request(cut.bytes, &shared.options.decode);
+        let key = read_i16(&cut.bytes, LENGTH_PREFIX).unwrap_or(-1);
+        let decoded = frame::decode_request(cut.bytes, shared.decode_options(key));
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
         }
@@ -1870,7 +1890,7 @@ impl Conn {
             cut.bytes,
             exchange.api_key,
             exchange.api_version,
-            &shared.options.decode,
+            shared.decode_options(exchange.api_key),
         );
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
@@ -1919,7 +1939,7 @@ impl Conn {
         };
         let (decoded, inferred) = match inferred {
             Some((key, version)) => (
-                frame::decode_response(cut.bytes, key, version, &shared.options.decode),
+                frame::decode_response(cut.bytes, key, version, shared.decode_options(key)),
                 true,
             ),
             None => {
@@ -2083,6 +2103,7 @@ impl Conn {
             error: None,
             violations: Vec::new(),
             trailing: Bytes::new(),
+            summary: None,
         };
         let message_at = Message {
             ts_ns: cut.ts_ns,
@@ -2248,6 +2269,15 @@ fn auth_bytes(body: &Struct) -> Option<&[u8]> {
 /// and AlterUserScramCredentials). Their raw body bytes are dropped too
 /// when secrets are hidden.
 const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
+
+/// APIs whose trees the Kafka layer reads: versions learnt from
+/// ApiVersions, the SASL mechanism and tokens. They are decoded whole even
+/// when the others are skimmed (`DecodeOptions::skim`).
+const TREE_APIS: &[i16] = &[
+    schema::API_VERSIONS_KEY,
+    SASL_HANDSHAKE_KEY,
+    SASL_AUTHENTICATE_KEY,
+];
 
 /// A decoded frame as an exchange's message, secrets hidden unless asked for.
 fn message(mut decoded: DecodedFrame, ts_ns: i64, missing_bytes: u64, shared: &Shared) -> Message {

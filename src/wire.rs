@@ -220,16 +220,14 @@ impl Reader {
     }
 
     /// Reads a UTF-8 string of `len` bytes.
-    pub fn utf8(&mut self, len: usize) -> WireResult<String> {
+    /// The next `len` bytes as UTF-8 text, borrowed from the frame.
+    pub fn str(&mut self, len: usize) -> WireResult<&str> {
         let start = self.offset();
         let bytes = self.slice(len)?;
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(text.to_owned()),
-            Err(_) => Err(WireError {
-                offset: start,
-                kind: WireErrorKind::InvalidUtf8,
-            }),
-        }
+        std::str::from_utf8(bytes).map_err(|_| WireError {
+            offset: start,
+            kind: WireErrorKind::InvalidUtf8,
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use kwire::codec::{message_from_json, DecodeErrorKind, DecodeOptions};
 use kwire::frame::{self, Direction};
 use kwire::frames_file::{self, FrameLine};
 use kwire::schema;
+use kwire::summary::Summary;
 use kwire::value::{Struct, Value};
 
 mod common;
@@ -108,6 +109,80 @@ fn every_corpus_frame_decodes_and_round_trips_byte_for_byte() {
         "{checked} frames round-trip ({newest_layout} of versions newer than the definitions \
          read with the newest layout, {beyond_definitions} kept raw); {} findings, as expected",
         findings.len()
+    );
+}
+
+/// A skimmed frame (`DecodeOptions::skim`, what `kwire read` lines and
+/// statistics use) must say what its decoded tree says: the same summary,
+/// the same error and violations, the same header and the same top-level
+/// numbers.
+#[test]
+fn skimming_every_corpus_frame_finds_what_its_tree_holds() {
+    let skim = DecodeOptions {
+        skim: true,
+        ..DecodeOptions::default()
+    };
+    let (mut checked, mut with_topics, mut with_records, mut with_errors) = (0, 0, 0, 0);
+    for path in frame_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for frame in parse_frames(&path) {
+            let at = format!("{name}:{}", frame.line);
+            let (Some(tree), Some(skimmed)) =
+                (frame.decode(&DecodeOptions::default()), frame.decode(&skim))
+            else {
+                continue;
+            };
+            let expected = tree.body.as_ref().map(Summary::of_tree);
+            assert_eq!(skimmed.summary, expected, "{at}: summaries differ");
+            let describe = |errors: &[kwire::codec::DecodeError]| {
+                errors.iter().map(ToString::to_string).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                skimmed.error.as_ref().map(ToString::to_string),
+                tree.error.as_ref().map(ToString::to_string),
+                "{at}: errors differ"
+            );
+            assert_eq!(
+                describe(&skimmed.violations),
+                describe(&tree.violations),
+                "{at}: violations differ"
+            );
+            assert_eq!(skimmed.header, tree.header, "{at}: headers differ");
+            let numbers = |body: &Struct| {
+                body.fields
+                    .iter()
+                    .filter(|field| {
+                        matches!(
+                            field.value,
+                            Value::Int(_) | Value::Bool(_) | Value::Float(_) | Value::Uuid(_)
+                        )
+                    })
+                    .map(|field| (field.name, field.value.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                skimmed.body.as_ref().map(numbers),
+                tree.body.as_ref().map(numbers),
+                "{at}: top-level numbers differ"
+            );
+            let summary = expected.unwrap_or_default();
+            with_topics += usize::from(!summary.topics.is_empty());
+            with_records += usize::from(!summary.records.is_empty());
+            with_errors += usize::from(!summary.errors.is_empty());
+            checked += 1;
+        }
+    }
+    // The corpus covers what a summary holds.
+    assert!(checked >= 1000, "only {checked} corpus frames checked");
+    assert!(with_topics >= 300, "only {with_topics} frames name topics");
+    assert!(
+        with_records >= 100,
+        "only {with_records} frames hold records"
+    );
+    assert!(with_errors >= 20, "only {with_errors} frames hold errors");
+    println!(
+        "{checked} frames skimmed alike: {with_topics} with topics, {with_records} with \
+         records, {with_errors} with errors"
     );
 }
 

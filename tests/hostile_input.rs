@@ -130,6 +130,7 @@ fn options() -> DecodeOptions {
         limits: Limits {
             max_decompressed: MAX_DECOMPRESSED,
         },
+        skim: false,
     }
 }
 
@@ -203,18 +204,25 @@ enum Kind {
 }
 
 /// Decodes `bytes` as a request and as a response to `original`'s API and
-/// version, checking the memory bound and the error's shape.
+/// version, checking the memory bound and the error's shape; skimmed too,
+/// which must stay as bounded and report the same error.
 fn decode_both(original: &CorpusFrame, what: &str, bytes: &[u8], kind: Kind) -> usize {
-    let options = options();
     let bound = memory_bound(bytes.len());
     let mut worst = 0;
     for direction in [Direction::Request, Direction::Response] {
-        let shared = Bytes::copy_from_slice(bytes);
-        let (decoded, peak) = peak_of(|| match direction {
-            Direction::Request => frame::decode_request(shared, &options),
-            Direction::Response => {
-                frame::decode_response(shared, original.api_key, original.api_version, &options)
-            }
+        let decode = |options: &DecodeOptions| {
+            let shared = Bytes::copy_from_slice(bytes);
+            peak_of(|| match direction {
+                Direction::Request => frame::decode_request(shared, options),
+                Direction::Response => {
+                    frame::decode_response(shared, original.api_key, original.api_version, options)
+                }
+            })
+        };
+        let (decoded, peak) = decode(&options());
+        let (skimmed, skim_peak) = decode(&DecodeOptions {
+            skim: true,
+            ..options()
         });
         let at = || {
             format!(
@@ -223,10 +231,16 @@ fn decode_both(original: &CorpusFrame, what: &str, bytes: &[u8], kind: Kind) -> 
             )
         };
         assert!(
-            peak <= bound,
-            "{}: decoding {} bytes took {peak} bytes of heap (bound {bound})",
+            peak.max(skim_peak) <= bound,
+            "{}: decoding {} bytes took {peak} bytes of heap, skimming {skim_peak} (bound {bound})",
             at(),
             bytes.len()
+        );
+        assert_eq!(
+            skimmed.error.as_ref().map(ToString::to_string),
+            decoded.error.as_ref().map(ToString::to_string),
+            "{}: skimmed and decoded differ",
+            at()
         );
         worst = worst.max(peak);
         match &decoded.error {

@@ -155,7 +155,7 @@ fn consume(
     if args.json {
         return headless(args, &packets, link, options, counters);
     }
-    let decode = options.analyzer.decode.clone();
+    let decode = options.analyzer.decode;
     let (tx, rx) = std::sync::mpsc::sync_channel(UPDATE_QUEUE);
     let analyzer = source::spawn_live_analyzer(
         packets,

@@ -63,6 +63,7 @@ impl DecodeFlags {
             limits: Limits {
                 max_decompressed: self.max_decompressed,
             },
+            skim: false,
         }
     }
 

@@ -88,7 +88,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         RecordsMode::HeadersOnly
     };
-    let options = args.decoding.analyzer_options(args.ports.clone(), records);
+    let mut options = args.decoding.analyzer_options(args.ports.clone(), records);
+    // Lines, statistics and filters need only what an exchange is about:
+    // bodies are skimmed instead of decoded into trees.
+    options.decode.skim = !args.json;
     let show_progress = !args.no_progress
         && std::io::stderr().is_terminal()
         && (args.stats || !std::io::stdout().is_terminal());

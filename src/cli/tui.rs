@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         replay: args.replay.then_some(args.speed),
         ..SourceOptions::default()
     };
-    let decode = options.analyzer.decode.clone();
+    let decode = options.analyzer.decode;
     let (tx, rx) = std::sync::mpsc::sync_channel(UPDATE_QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let reader = source::spawn_file(&args.file, options, tx, Arc::clone(&stop))?;

@@ -1,0 +1,400 @@
+//! What an exchange is about: its topics and partitions, its record counts
+//! and bytes per topic-partition, and its error codes. A [`Gatherer`]
+//! learns them from a stream of events (a struct begins, an integer field,
+//! a text field, an array, a record set, a struct ends), which come either
+//! from a decoded tree ([`Summary::add_tree`]) or straight from the wire
+//! while the codec skims a message without building its tree: one set of
+//! rules, so lines and statistics read the same either way.
+
+use std::collections::BTreeMap;
+
+use crate::exchange::{error_name, push_int, push_uint};
+use crate::records::RecordSet;
+use crate::schema;
+use crate::value::{Struct, Value};
+
+/// What an exchange is about, gathered from both of its messages.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Summary {
+    /// Topic name (or topic id) to the partitions named under it.
+    pub topics: BTreeMap<String, Vec<i32>>,
+    /// Per topic-partition: records and their bytes (keys plus values).
+    pub records: BTreeMap<(String, i32), RecordTally>,
+    /// Non-zero error codes, each once, in order of appearance.
+    pub errors: Vec<i16>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordTally {
+    pub batches: u64,
+    pub records: u64,
+    /// Bytes of the record sets on the wire.
+    pub bytes: u64,
+}
+
+/// Field names that hold a topic's name or id in the message definitions,
+/// the likelier first.
+const TOPIC_FIELDS: &[&str] = &["name", "topic", "topic_name", "topic_id"];
+/// Field names that hold a partition index, the likelier first.
+const PARTITION_FIELDS: &[&str] = &["partition_index", "index", "partition", "partition_id"];
+
+impl Summary {
+    /// The summary of one decoded tree.
+    pub fn of_tree(tree: &Struct) -> Summary {
+        let mut summary = Summary::default();
+        summary.add_tree(tree);
+        summary
+    }
+
+    /// Adds what `tree` is about.
+    pub fn add_tree(&mut self, tree: &Struct) {
+        let mut gatherer = Gatherer::resume(std::mem::take(self));
+        gatherer.replay_struct(tree);
+        *self = gatherer.finish();
+    }
+
+    /// Adds what another summary holds, as if its message had been
+    /// gathered after this one's.
+    pub fn merge(&mut self, other: &Summary) {
+        for (topic, partitions) in &other.topics {
+            self.note_topic(topic, None);
+            for partition in partitions {
+                self.note_topic(topic, Some(*partition));
+            }
+        }
+        for (key, tally) in &other.records {
+            let mine = self.records.entry(key.clone()).or_default();
+            mine.batches += tally.batches;
+            mine.records += tally.records;
+            mine.bytes += tally.bytes;
+        }
+        for code in &other.errors {
+            self.note_error(*code);
+        }
+    }
+
+    pub fn record_count(&self) -> u64 {
+        self.records.values().map(|tally| tally.records).sum()
+    }
+
+    pub fn record_bytes(&self) -> u64 {
+        self.records.values().map(|tally| tally.bytes).sum()
+    }
+
+    /// Error names, `NONE` left out: `UNKNOWN_TOPIC_OR_PARTITION`.
+    pub fn error_names(&self) -> Vec<String> {
+        self.errors.iter().map(|code| error_name(*code)).collect()
+    }
+
+    /// Lists `topic`, and `partition` under it, each once; the name is
+    /// copied only when it is new.
+    fn note_topic(&mut self, topic: &str, partition: Option<i32>) {
+        match self.topics.get_mut(topic) {
+            Some(partitions) => {
+                if let Some(partition) = partition {
+                    if !partitions.contains(&partition) {
+                        partitions.push(partition);
+                    }
+                }
+            }
+            None => {
+                self.topics
+                    .insert(topic.to_owned(), partition.into_iter().collect());
+            }
+        }
+    }
+
+    fn note_error(&mut self, code: i16) {
+        if !self.errors.contains(&code) {
+            self.errors.push(code);
+        }
+    }
+
+    fn tally(&mut self, key: (String, i32), records: &RecordSet) {
+        let tally = self.records.entry(key).or_default();
+        tally.batches += records.batches.len() as u64;
+        tally.records += records.record_count() as u64;
+        tally.bytes += records.raw.len() as u64;
+    }
+
+    /// `orders[0,1] payments[3]`, then records and errors.
+    pub fn line(&self) -> String {
+        let mut out = String::new();
+        self.write_line(&mut out);
+        out
+    }
+
+    /// Appends [`Summary::line`] to `out`, without allocating on the way.
+    pub fn write_line(&self, out: &mut String) {
+        let start = out.len();
+        for (topic, partitions) in &self.topics {
+            if out.len() > start {
+                out.push(' ');
+            }
+            out.push_str(topic);
+            if !partitions.is_empty() {
+                out.push('[');
+                for (index, partition) in partitions.iter().enumerate() {
+                    if index > 0 {
+                        out.push(',');
+                    }
+                    push_int(out, i64::from(*partition));
+                }
+                out.push(']');
+            }
+        }
+        let records = self.record_count();
+        if records > 0 || !self.records.is_empty() {
+            out.push(' ');
+            push_uint(out, records);
+            out.push_str(" records ");
+            push_uint(out, self.record_bytes());
+            out.push_str(" B");
+        }
+        for (index, code) in self.errors.iter().enumerate() {
+            out.push(if index == 0 { ' ' } else { ',' });
+            match schema::error(*code) {
+                Some(error) => out.push_str(error.name),
+                None => {
+                    out.push_str("ERROR(");
+                    push_int(out, i64::from(*code));
+                    out.push(')');
+                }
+            }
+        }
+        // Nothing before the records or errors leaves a leading space.
+        let lead = out[start..].len() - out[start..].trim_start().len();
+        out.drain(start..start + lead);
+    }
+}
+
+/// Gathers a [`Summary`] from the events of a walk over one message.
+///
+/// The rules: a struct holding a topic field (`name`, `topic`, ...) next
+/// to an array whose name says `partition` is a topic; its partitions are
+/// the structs below it with a partition field (`partition_index`, ...).
+/// Record sets count against the nearest topic and the partition of the
+/// struct holding them (`?` and -1 when there is none). Every non-zero
+/// `error_code` or `*_error_code` is an error. In Kafka's definitions a
+/// topic's name comes before its partitions, and a partition's index
+/// before its records, so the events come in an order where each is known
+/// when it is needed.
+#[derive(Debug, Default)]
+pub struct Gatherer {
+    summary: Summary,
+    /// The structs being walked, innermost last. Entries are reused from
+    /// message to message, their text buffers with them.
+    frames: Vec<Frame>,
+    depth: usize,
+}
+
+/// One struct being walked.
+#[derive(Debug, Default)]
+struct Frame {
+    /// The best topic field so far (text, or a topic id in base64) and
+    /// its rank in `TOPIC_FIELDS`.
+    topic: String,
+    topic_rank: Option<usize>,
+    /// A partitions array (not null) was seen: with a topic field, this
+    /// struct is a topic.
+    holds_partitions: bool,
+    /// The best partition field so far and its rank in `PARTITION_FIELDS`.
+    partition: Option<(usize, i32)>,
+}
+
+impl Frame {
+    fn is_topic(&self) -> bool {
+        self.holds_partitions && self.topic_rank.is_some()
+    }
+}
+
+impl Gatherer {
+    pub fn new() -> Gatherer {
+        Gatherer::default()
+    }
+
+    /// A gatherer that adds to `summary`.
+    fn resume(summary: Summary) -> Gatherer {
+        Gatherer {
+            summary,
+            ..Gatherer::default()
+        }
+    }
+
+    /// The summary gathered, structs left open (by a walk that failed)
+    /// closed; the gatherer is ready for the next message.
+    pub fn finish(&mut self) -> Summary {
+        self.depth = 0;
+        std::mem::take(&mut self.summary)
+    }
+
+    pub fn enter_struct(&mut self) {
+        if self.depth == self.frames.len() {
+            self.frames.push(Frame::default());
+        } else if let Some(frame) = self.frames.get_mut(self.depth) {
+            frame.topic.clear();
+            frame.topic_rank = None;
+            frame.holds_partitions = false;
+            frame.partition = None;
+        }
+        self.depth += 1;
+    }
+
+    pub fn leave_struct(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// The struct being walked.
+    fn current(&mut self) -> Option<&mut Frame> {
+        self.frames.get_mut(self.depth.checked_sub(1)?)
+    }
+
+    /// The structs being walked, innermost last.
+    fn open(&self) -> &[Frame] {
+        self.frames.get(..self.depth).unwrap_or_default()
+    }
+
+    /// An integer field of the current struct.
+    pub fn int(&mut self, field: &str, value: i64) {
+        if value != 0 && is_error_field(field) {
+            if let Ok(code) = i16::try_from(value) {
+                self.summary.note_error(code);
+            }
+            return;
+        }
+        let Some(rank) = PARTITION_FIELDS.iter().position(|name| *name == field) else {
+            return;
+        };
+        let Some(frame) = self.current() else {
+            return;
+        };
+        if frame.partition.is_some_and(|(best, _)| best <= rank) {
+            return;
+        }
+        let Ok(partition) = i32::try_from(value) else {
+            return;
+        };
+        frame.partition = Some((rank, partition));
+        let open = self.frames.get(..self.depth).unwrap_or_default();
+        // (The open structs and the summary are borrowed apart.)
+        if let Some(topic) = nearest_topic(open) {
+            self.summary.note_topic(topic, Some(partition));
+        }
+    }
+
+    /// A text field of the current struct.
+    pub fn text(&mut self, field: &str, value: &str) {
+        self.topic_field(field, |buffer| buffer.push_str(value));
+    }
+
+    /// A UUID field of the current struct: a topic id is shown in base64.
+    pub fn uuid(&mut self, field: &str, value: &[u8; 16]) {
+        self.topic_field(field, |buffer| {
+            buffer.push_str(&crate::value::uuid_to_base64(value))
+        });
+    }
+
+    fn topic_field(&mut self, field: &str, write: impl FnOnce(&mut String)) {
+        let Some(rank) = TOPIC_FIELDS.iter().position(|name| *name == field) else {
+            return;
+        };
+        let Some(frame) = self.current() else {
+            return;
+        };
+        if frame.topic_rank.is_some_and(|best| best <= rank) {
+            return;
+        }
+        frame.topic.clear();
+        write(&mut frame.topic);
+        frame.topic_rank = Some(rank);
+    }
+
+    /// A (non-null) array field of the current struct begins.
+    pub fn array(&mut self, field: &str) {
+        if !names_partitions(field) {
+            return;
+        }
+        let innermost = self.depth.checked_sub(1);
+        let Some(frame) = innermost.and_then(|at| self.frames.get_mut(at)) else {
+            return;
+        };
+        let was_topic = frame.is_topic();
+        frame.holds_partitions = true;
+        if !was_topic && frame.is_topic() {
+            self.summary.note_topic(&frame.topic, None);
+        }
+    }
+
+    /// A record set, counted against the nearest topic and the current
+    /// struct's partition.
+    pub fn records(&mut self, records: &RecordSet) {
+        let open = self.open();
+        let (topic, partition) = match nearest_topic(open) {
+            Some(topic) => {
+                let partition = open.last().and_then(|frame| frame.partition);
+                (topic, partition.map_or(-1, |(_, partition)| partition))
+            }
+            None => ("?", -1),
+        };
+        let key = (topic.to_owned(), partition);
+        self.summary.tally(key, records);
+    }
+
+    /// Replays a decoded struct as the codec would walk it.
+    fn replay_struct(&mut self, tree: &Struct) {
+        self.enter_struct();
+        for field in &tree.fields {
+            self.replay_value(field.name, &field.value);
+        }
+        self.leave_struct();
+    }
+
+    fn replay_value(&mut self, field: &str, value: &Value) {
+        match value {
+            Value::Int(number) => self.int(field, *number),
+            Value::String(text) => self.text(field, text),
+            Value::Uuid(uuid) => self.uuid(field, uuid),
+            Value::Struct(inner) => self.replay_struct(inner),
+            Value::Array(items) => {
+                self.array(field);
+                for item in items {
+                    self.replay_value("", item);
+                }
+            }
+            Value::Records(records) => self.records(records),
+            Value::Null | Value::Bool(_) | Value::Float(_) | Value::Bytes(_) => {}
+        }
+    }
+}
+
+/// The nearest topic among the structs being walked, innermost first.
+fn nearest_topic(open: &[Frame]) -> Option<&str> {
+    open.iter()
+        .rev()
+        .find(|frame| frame.is_topic())
+        .map(|frame| frame.topic.as_str())
+}
+
+/// Whether a field name contains `partition`: a byte scan that runs for
+/// every array of every tree, cheaper than a general substring search.
+fn names_partitions(name: &str) -> bool {
+    const WORD: &[u8; 9] = b"partition";
+    let bytes = name.as_bytes();
+    (0..bytes.len()).any(|at| {
+        bytes.get(at) == Some(&b'p')
+            && bytes
+                .get(at..at + WORD.len())
+                .is_some_and(|candidate| candidate == WORD)
+    })
+}
+
+/// `error_code` or a name ending in `_error_code`.
+fn is_error_field(name: &str) -> bool {
+    const SUFFIX: &[u8; 10] = b"error_code";
+    let bytes = name.as_bytes();
+    let Some(head) = bytes.len().checked_sub(SUFFIX.len()) else {
+        return false;
+    };
+    bytes.get(head..) == Some(SUFFIX.as_slice())
+        && (head == 0 || bytes.get(head - 1) == Some(&b'_'))
+}
