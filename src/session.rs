@@ -18,6 +18,13 @@
 //! "Network"), so a response also settles every request before it: an
 //! acks=0 Produce as expected, others as unanswered.
 //!
+//! Without the SYN, which side is the client is told by content too, and
+//! weak evidence waits for more: a request found on one side only counts
+//! once the next frame there is a request as well, and when both sides
+//! hold one, the side whose correlation ids the other's frames answer is
+//! the client. A broker address seen on a connection with its SYN counts
+//! as a hinted port on the connections joined mid-way.
+//!
 //! After a SaslHandshake v0 the SASL tokens travel as size-prefixed raw bytes
 //! without Kafka headers (KIP-43). Each client token and the server's answer
 //! become one exchange with the handshake's API key and version, correlation
@@ -36,7 +43,7 @@
 //! it, each byte copied once.
 
 use std::cell::Cell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::ControlFlow;
@@ -106,6 +113,11 @@ const MAX_CLIENT_ID: i16 = 4096;
 /// The most room reserved ahead for a frame being joined; a larger frame
 /// grows as its bytes arrive.
 const MAX_RESERVE: usize = 16 << 20;
+/// Frames per side compared when both sides of a connection joined
+/// mid-way read as requests.
+const MATCH_FRAMES: usize = 16;
+/// Broker addresses learnt from connections whose SYN was seen.
+const MAX_LEARNT_BROKERS: usize = 4096;
 
 #[derive(Clone, Debug)]
 pub struct AnalyzerOptions {
@@ -324,6 +336,9 @@ struct Shared {
     next_id: u64,
     /// Bytes buffered across all directions.
     buffered: usize,
+    /// Brokers (address and port) of connections whose SYN was seen: on a
+    /// connection joined mid-way they act as port hints do.
+    brokers: HashSet<SocketAddr>,
 }
 
 impl Shared {
@@ -368,6 +383,7 @@ impl Analyzer {
                 losses: LossCounters::default(),
                 next_id: 0,
                 buffered: 0,
+                brokers: HashSet::new(),
             },
             conns: HashMap::default(),
             closed: Vec::new(),
@@ -945,11 +961,12 @@ impl Conn {
         self.address(self.client_side().other())
     }
 
+    /// Whether `port_of`'s side is a broker by what is known apart from
+    /// this connection's content: its port is hinted, or its address is the
+    /// broker of a connection whose SYN was seen.
     fn hinted(&self, shared: &Shared, port_of: Side) -> bool {
-        shared
-            .options
-            .port_hints
-            .contains(&self.address(port_of).port())
+        let address = self.address(port_of);
+        shared.options.port_hints.contains(&address.port()) || shared.brokers.contains(&address)
     }
 
     fn summary(&self) -> ConnectionSummary {
@@ -1184,33 +1201,64 @@ impl Conn {
                 Found::Nothing => {}
             }
         }
-        // Without a SYN, a request found on one side only while the other
-        // side has sent bytes holding none is weak evidence: an old-version
-        // response (Fetch v0, ListOffsets v0) with a small correlation id
-        // reads as a Produce request. Wait for one more whole frame on that
-        // side: by then a client answered by it has sent its next request.
+        // Without a SYN, a request found on one side only is weak evidence:
+        // an old-version response (Produce, Fetch v0, ListOffsets v0) with a
+        // small correlation id reads as a Produce request, and a broker may
+        // be all that speaks after the capture's start. The next whole frame
+        // on that side must be a request too; while it is not there, the
+        // other side may still speak, or another connection show which
+        // address is the broker. A candidate whose next frame is no request
+        // is dropped, and the search goes on after it.
         if !self.saw_syn && !self.closing {
+            for side in [Side::Initiator, Side::Responder] {
+                let lone = request_at[index(side.other())].is_none();
+                if !lone
+                    || self.streams[index(side)].from_start
+                    || self.hinted(shared, side.other())
+                {
+                    continue;
+                }
+                while let Some(at) = request_at[index(side)] {
+                    match self.next_request(side, at, shared) {
+                        Verdict::Accept => break,
+                        Verdict::Wait => {
+                            // Judged again next time.
+                            self.streams[index(side)].scanned = at;
+                            return self.maybe_give_up(shared);
+                        }
+                        Verdict::Reject => {
+                            request_at[index(side)] = match self.find_request(side, shared) {
+                                Found::At(at) => Some(at),
+                                Found::Tls | Found::Nothing => None,
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        // The connection ended with one side only speaking, and what it
+        // said not confirmed as requests: a broker answering requests sent
+        // before the capture's start may have been all there was. A
+        // candidate that leaves bytes over as a request and decodes whole
+        // as a response (of some API: without its request the API may be
+        // uncertain) is read as that response.
+        if !self.saw_syn && self.closing {
             for side in [Side::Initiator, Side::Responder] {
                 let Some(at) = request_at[index(side)] else {
                     continue;
                 };
-                let stream = &self.streams[index(side)];
-                let peer = &self.streams[index(side.other())];
-                let lone = request_at[index(side.other())].is_none() && !peer.buf.is_empty();
-                if !lone || stream.from_start || self.hinted(shared, side.other()) {
+                if self.streams[index(side.other())].bytes > 0
+                    || self.streams[index(side)].from_start
+                    || self.next_request(side, at, shared) == Verdict::Accept
+                {
                     continue;
                 }
-                let rest = &stream.buf[at..];
-                let next = match frame::next_frame(rest, shared.options.max_frame) {
-                    Deframe::Frame(len) => {
-                        frame::next_frame(&rest[len..], shared.options.max_frame)
-                    }
-                    _ => Deframe::NeedMore(0),
-                };
-                if !matches!(next, Deframe::Frame(_)) {
-                    // Judged again next time.
-                    self.streams[index(side)].scanned = at;
-                    return self.maybe_give_up(shared);
+                let response = self
+                    .whole_frame(side, at, shared)
+                    .filter(|frame| leaves_bytes_over(frame.clone(), shared))
+                    .is_some_and(|frame| some_response_fits(&frame, shared));
+                if response {
+                    return self.become_kafka(side.other(), None, Some(at), shared, out);
                 }
             }
         }
@@ -1234,6 +1282,29 @@ impl Conn {
         self.maybe_give_up(shared);
     }
 
+    /// Judges the frame after the request candidate at `at` on `side`: a
+    /// client's next frame is a request too, with a correlation id no
+    /// smaller.
+    fn next_request(&self, side: Side, at: usize, shared: &Shared) -> Verdict {
+        let max_frame = shared.options.max_frame;
+        let rest = self.streams[index(side)].buf.get(at..).unwrap_or_default();
+        let Deframe::Frame(len) = frame::next_frame(rest, max_frame) else {
+            return Verdict::Wait;
+        };
+        let next = rest.get(len..).unwrap_or_default();
+        let after = read_i32(rest, 8);
+        judge_request(next, max_frame, Strictness::Search, after, &shared.probe)
+    }
+
+    /// The whole frame at `at` on `side`, once all of it is there.
+    fn whole_frame(&self, side: Side, at: usize, shared: &Shared) -> Option<Bytes> {
+        let rest = self.streams[index(side)].buf.get(at..)?;
+        let Deframe::Frame(len) = frame::next_frame(rest, shared.options.max_frame) else {
+            return None;
+        };
+        Some(Bytes::copy_from_slice(rest.get(..len)?))
+    }
+
     /// Both sides hold something that looks like a request, at `at`.
     fn tie_break(&self, at: [usize; 2], shared: &Shared) -> Side {
         let [initiator, responder] = &self.streams;
@@ -1244,23 +1315,36 @@ impl Conn {
                 Side::Responder
             };
         }
-        // A response read as a request usually leaves bytes over (an old
-        // Produce response with correlation id 2 reads as a Produce v2
-        // request header); a real request rarely does.
+        // Brokers answer with the requests' correlation ids: the side more
+        // of whose candidate requests the other side's frames answer (taken
+        // from its first byte, a segment's start and so usually a frame's)
+        // is the client. Distinct ids count: an array count of 1 read as a
+        // correlation id would answer many Produce v1 requests read as
+        // responses.
+        let max_frame = shared.options.max_frame;
+        let answered = |client: Side| {
+            let requests = correlations(
+                &self.streams[index(client)].buf,
+                at[index(client)],
+                8,
+                max_frame,
+            );
+            let mut answers =
+                correlations(&self.streams[index(client.other())].buf, 0, 4, max_frame);
+            answers.retain(|id| requests.contains(id));
+            answers.sort_unstable();
+            answers.dedup();
+            answers.len()
+        };
+        match answered(Side::Initiator).cmp(&answered(Side::Responder)) {
+            std::cmp::Ordering::Greater => return Side::Initiator,
+            std::cmp::Ordering::Less => return Side::Responder,
+            std::cmp::Ordering::Equal => {}
+        }
+        // A response read as a request usually leaves bytes over.
         let left_over = |side: Side| {
-            let stream = &self.streams[index(side)];
-            let rest = stream.buf.get(at[index(side)]..)?;
-            let Deframe::Frame(len) = frame::next_frame(rest, shared.options.max_frame) else {
-                return None;
-            };
-            let frame = Bytes::copy_from_slice(rest.get(..len)?);
-            let decoded = frame::decode_request(frame, &shared.probe);
-            Some(
-                decoded
-                    .violations
-                    .iter()
-                    .any(|violation| matches!(violation.kind, DecodeErrorKind::TrailingBytes(_))),
-            )
+            let frame = self.whole_frame(side, at[index(side)], shared)?;
+            Some(leaves_bytes_over(frame, shared))
         };
         match (left_over(Side::Initiator), left_over(Side::Responder)) {
             (Some(true), Some(false)) => return Side::Responder,
@@ -1422,6 +1506,9 @@ impl Conn {
     ) {
         self.kind = ConnectionKind::Kafka;
         self.client_side = Some(client);
+        if self.saw_syn && shared.brokers.len() < MAX_LEARNT_BROKERS {
+            shared.brokers.insert(self.broker());
+        }
         shared.losses.resync_bytes += self.skipped_before_sync;
         shared.losses.frames_lost += self.lost_before_sync;
         self.frames_lost += self.lost_before_sync;
@@ -1987,13 +2074,7 @@ impl Conn {
     /// from ApiVersions and APIs seen on the connection come first; among
     /// the rest, the answer must be unambiguous.
     fn infer(&self, frame: &Bytes, shared: &Shared) -> Option<(i16, i16)> {
-        let fits = |key: i16, version: i16| {
-            let decoded = frame::decode_response(frame.clone(), key, version, &shared.probe);
-            decoded.error.is_none()
-                && decoded.violations.is_empty()
-                && decoded.body.as_ref().is_some_and(sane)
-                && decoded.correlation_id.is_some()
-        };
+        let fits = |key: i16, version: i16| response_fits(frame, key, version, shared);
         for &(key, version) in &self.seen {
             if fits(key, version) {
                 return Some((key, version));
@@ -2505,6 +2586,57 @@ fn search(stream: &mut Stream, mut judge: impl FnMut(&[u8]) -> Verdict) -> Optio
     }
     stream.pending = waiting;
     None
+}
+
+/// Whether `frame` is a response of API `key` at `version`: it decodes
+/// with no error, uses every byte, and holds sane values.
+fn response_fits(frame: &Bytes, key: i16, version: i16, shared: &Shared) -> bool {
+    let decoded = frame::decode_response(frame.clone(), key, version, &shared.probe);
+    decoded.error.is_none()
+        && decoded.violations.is_empty()
+        && decoded.body.as_ref().is_some_and(sane)
+        && decoded.correlation_id.is_some()
+}
+
+/// Whether `frame` is the response of some API, at some version.
+fn some_response_fits(frame: &Bytes, shared: &Shared) -> bool {
+    schema::APIS.iter().any(|api| {
+        let valid = api.response.valid;
+        (valid.min..=valid.max).any(|version| response_fits(frame, api.key, version, shared))
+    })
+}
+
+/// Whether `frame`, decoded as a request, leaves bytes over: a response
+/// read as a request usually does (an old Produce response with
+/// correlation id 2 reads as a Produce v2 request header), a real request
+/// rarely (ApiVersions v0 from some clients).
+fn leaves_bytes_over(frame: Bytes, shared: &Shared) -> bool {
+    frame::decode_request(frame, &shared.probe)
+        .violations
+        .iter()
+        .any(|violation| matches!(violation.kind, DecodeErrorKind::TrailingBytes(_)))
+}
+
+/// The correlation ids at `offset` (8 in a request, 4 in a response) of
+/// the frames that follow each other by length from `at` in `buf`, the
+/// last one possibly incomplete.
+fn correlations(buf: &[u8], at: usize, offset: usize, max_frame: usize) -> Vec<i32> {
+    let mut ids = Vec::new();
+    let mut position = at;
+    while ids.len() < MATCH_FRAMES {
+        let rest = buf.get(position..).unwrap_or_default();
+        let next = frame::next_frame(rest, max_frame);
+        let Some(id) = read_i32(rest, offset).filter(|_| !matches!(next, Deframe::Malformed(_)))
+        else {
+            break;
+        };
+        ids.push(id);
+        let Deframe::Frame(len) = next else {
+            break;
+        };
+        position += len;
+    }
+    ids
 }
 
 /// Traces a frame boundary back through earlier frames whose length leads
@@ -3383,6 +3515,36 @@ mod tests {
         let unhinted = run(wire.segments);
         assert_eq!(unhinted.connections[0].kind, ConnectionKind::Unknown);
         assert!(unhinted.exchanges.is_empty());
+    }
+
+    #[test]
+    fn a_broker_seen_with_its_syn_counts_as_hinted_elsewhere() {
+        // The connection of `port_hints_find_a_broker_that_only_answers`,
+        // after one whose SYN shows which address is the broker.
+        let frames = kcat_frames();
+        let mut earlier = Wire::new(true);
+        feed(&mut earlier, &frames[..2], 1460);
+        let mut late = Wire::new(false);
+        let responses: Vec<&Bytes> = frames
+            .iter()
+            .filter(|(request, _)| !request)
+            .map(|(_, bytes)| bytes)
+            .collect();
+        late.send(false, &responses[1][5..], 1460);
+        for bytes in &responses[2..] {
+            late.send(false, bytes, 1460);
+        }
+        let other_client = SocketAddr::from((CLIENT.0, CLIENT.1 + 1));
+        for segment in &mut late.segments {
+            segment.packet += earlier.packet;
+            segment.dst = other_client;
+        }
+        let result = run([earlier.segments, late.segments].concat());
+        let joined = &result.connections[1];
+        assert_eq!(joined.kind, ConnectionKind::Kafka);
+        assert_eq!(joined.broker, SocketAddr::from(BROKER));
+        let inferred = result.exchanges.iter().filter(|e| e.inferred);
+        assert!(inferred.filter(|e| e.client == other_client).count() >= 4);
     }
 
     #[test]
