@@ -341,12 +341,19 @@ impl Walk<'_> {
 
     /// The fewest bytes a value of this type can take on the wire.
     fn min_size(&self, ty: &FieldType, nullable: bool, compact: bool) -> usize {
+        if let Some(size) = ty.fixed_size() {
+            return size;
+        }
         match ty {
-            FieldType::Bool | FieldType::Int8 => 1,
-            FieldType::Int16 | FieldType::Uint16 => 2,
-            FieldType::Int32 | FieldType::Uint32 => 4,
-            FieldType::Int64 | FieldType::Float64 => 8,
-            FieldType::Uuid => 16,
+            FieldType::Bool
+            | FieldType::Int8
+            | FieldType::Int16
+            | FieldType::Uint16
+            | FieldType::Int32
+            | FieldType::Uint32
+            | FieldType::Int64
+            | FieldType::Float64
+            | FieldType::Uuid => 0,
             FieldType::String if compact => 1,
             FieldType::String => 2,
             FieldType::Bytes | FieldType::Records | FieldType::Array(_) if compact => 1,
@@ -853,6 +860,16 @@ fn skim_array(
     let count = reader.check_count(count)?;
     if let Some(gather) = walk.gather {
         gather.borrow_mut().array(walk.field.get());
+    }
+    // Numbers in an array tell a summary nothing: when they are all there,
+    // they are stepped over at once (else read one by one, for the error).
+    let whole = element
+        .fixed_size()
+        .and_then(|size| size.checked_mul(count))
+        .filter(|len| *len <= reader.remaining());
+    if let Some(len) = whole {
+        reader.skip(len)?;
+        return Ok(Value::Null);
     }
     // Elements have no field name of their own.
     walk.field.set("");

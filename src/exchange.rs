@@ -3,6 +3,7 @@
 //! and a one-line summary (topics and partitions, records, error names).
 //! The capture engine builds exchanges; `read`, the TUI and filters use them.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::frame::DecodedFrame;
@@ -70,6 +71,10 @@ pub struct Exchange {
     /// Decoded SASL tokens: for SaslAuthenticate, and for the raw tokens
     /// that follow a SaslHandshake v0 (see `session`).
     pub sasl: Option<crate::sasl::SaslExchange>,
+    /// What the exchange is about, when its messages were skimmed
+    /// (`DecodeOptions::skim`) rather than decoded into trees; see
+    /// [`Exchange::summary`].
+    pub summary: Option<Summary>,
 }
 
 impl Exchange {
@@ -116,19 +121,48 @@ impl Exchange {
             .find_map(|message| message.frame.error.as_ref().map(ToString::to_string))
     }
 
-    /// What the exchange is about, request first: from the summaries the
-    /// codec gathered while skimming, or else from the decoded trees.
-    pub fn summary(&self) -> Summary {
+    /// What the exchange is about, request first: gathered while its
+    /// messages were skimmed, or else from their decoded trees.
+    pub fn summary(&self) -> Cow<'_, Summary> {
+        if let Some(summary) = &self.summary {
+            return Cow::Borrowed(summary);
+        }
         let mut summary = Summary::default();
         for message in [&self.request, &self.response].into_iter().flatten() {
             match (&message.frame.summary, &message.frame.body) {
-                (Some(skimmed), _) if summary == Summary::default() => summary = skimmed.clone(),
                 (Some(skimmed), _) => summary.merge(skimmed),
                 (None, Some(body)) => summary.add_tree(body),
                 (None, None) => {}
             }
         }
-        summary
+        Cow::Owned(summary)
+    }
+
+    /// Moves the summaries of skimmed messages into the exchange's own,
+    /// request first, so that [`Exchange::summary`] needs no copy.
+    pub fn settle_summary(&mut self) {
+        let messages = [&mut self.request, &mut self.response];
+        if !messages
+            .iter()
+            .any(|message| message.as_ref().is_some_and(|m| m.frame.summary.is_some()))
+        {
+            return;
+        }
+        let mut settled: Option<Summary> = None;
+        for message in messages.into_iter().flatten() {
+            let part = match message.frame.summary.take() {
+                Some(skimmed) => skimmed,
+                None => match &message.frame.body {
+                    Some(body) => Summary::of_tree(body),
+                    None => continue,
+                },
+            };
+            match &mut settled {
+                Some(summary) => summary.merge(&part),
+                None => settled = Some(part),
+            }
+        }
+        self.summary = settled;
     }
 }
 

@@ -895,9 +895,11 @@ struct Context<'a> {
 
 impl Context<'_> {
     fn summary(&self) -> &Summary {
-        match self.given {
-            Some(summary) => summary,
-            None => self.lazy.get_or_init(|| self.exchange.summary()),
+        match (self.given, &self.exchange.summary) {
+            (Some(summary), _) | (None, Some(summary)) => summary,
+            (None, None) => self
+                .lazy
+                .get_or_init(|| self.exchange.summary().into_owned()),
         }
     }
 }
@@ -1169,6 +1171,7 @@ pub(crate) mod testing {
                 packets: Vec::new(),
                 lost: false,
                 sasl: None,
+                summary: None,
             });
         }
         exchanges

@@ -1806,8 +1806,9 @@ impl Conn {
         }
     }
 
-    fn emit(&mut self, exchange: Exchange, out: &mut Vec<Exchange>) {
+    fn emit(&mut self, mut exchange: Exchange, out: &mut Vec<Exchange>) {
         self.exchanges += 1;
+        exchange.settle_summary();
         out.push(exchange);
     }
 
@@ -1833,6 +1834,7 @@ impl Conn {
             packets: Vec::new(),
             lost: false,
             sasl: None,
+            summary: None,
         }
     }
 

@@ -63,7 +63,10 @@ impl Summary {
             }
         }
         for (key, tally) in &other.records {
-            let mine = self.records.entry(key.clone()).or_default();
+            let mine = match self.records.get_mut(key) {
+                Some(mine) => mine,
+                None => self.records.entry(key.clone()).or_default(),
+            };
             mine.batches += tally.batches;
             mine.records += tally.records;
             mine.bytes += tally.bytes;

@@ -59,6 +59,21 @@ pub enum FieldType {
     Array(&'static FieldType),
 }
 
+impl FieldType {
+    /// Bytes on the wire of a type whose size is fixed: numbers, booleans
+    /// and UUIDs.
+    pub fn fixed_size(&self) -> Option<usize> {
+        match self {
+            FieldType::Bool | FieldType::Int8 => Some(1),
+            FieldType::Int16 | FieldType::Uint16 => Some(2),
+            FieldType::Int32 | FieldType::Uint32 => Some(4),
+            FieldType::Int64 | FieldType::Float64 => Some(8),
+            FieldType::Uuid => Some(16),
+            _ => None,
+        }
+    }
+}
+
 /// A named group of fields: a message body, a common struct, or an inline
 /// struct declared inside a field.
 #[derive(Debug)]

@@ -677,6 +677,7 @@ impl Store {
             packets: self.packets(row).to_vec(),
             lost: row.has(LOST),
             sasl: None,
+            summary: None,
         })
     }
 
