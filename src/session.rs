@@ -13,10 +13,11 @@
 //! after a gap) the analyzer searches for one: a request header that decodes,
 //! or a response answering an outstanding request, then traces it back
 //! through earlier frames that lead to it by their lengths. A gap inside a
-//! frame whose length is known only costs that frame: the stream skips to
-//! its end. Brokers answer a connection's requests in order (protocol guide,
-//! "Network"), so a response also settles every request before it: an
-//! acks=0 Produce as expected, others as unanswered.
+//! frame whose length is known only costs that frame, even before the
+//! connection is recognised: the stream skips to its end. Brokers answer a
+//! connection's requests in order (protocol guide, "Network"), so a
+//! response also settles every request before it: an acks=0 Produce as
+//! expected, others as unanswered.
 //!
 //! Without the SYN, which side is the client is told by content too, and
 //! weak evidence waits for more: a request found on one side only counts
@@ -659,7 +660,9 @@ struct Stream {
     base: u64,
     chunks: VecDeque<Chunk>,
     mode: Mode,
-    /// Offset 0 of `buf` is the first byte of the stream: a frame boundary.
+    /// Offset 0 of `buf` is a frame boundary known without searching: the
+    /// stream's first byte, or the end of a lost frame skipped by its
+    /// length.
     from_start: bool,
     /// While searching for a boundary: positions of `buf` before this were
     /// judged, and rejected unless listed in `pending`.
@@ -675,6 +678,10 @@ struct Stream {
     not_client: bool,
     /// Inference at the stream's start was tried and failed.
     infer_failed: bool,
+    /// A lost frame skipped by its length before the connection was
+    /// recognised: how it reads depends on which side is the client, so it
+    /// waits for that (the latest one, should several be lost).
+    lost_early: Option<Partial>,
     bytes: u64,
 }
 
@@ -692,6 +699,7 @@ impl Stream {
             verify_next: false,
             not_client: false,
             infer_failed: false,
+            lost_early: None,
             bytes: 0,
         }
     }
@@ -1042,6 +1050,7 @@ impl Conn {
                         unreachable!("matched above")
                     };
                     stream.verify_next = was_lost;
+                    stream.from_start = true;
                     self.finish_partial(side, *partial, shared, out);
                 }
                 return data;
@@ -1068,8 +1077,21 @@ impl Conn {
         let kafka = self.kind == ConnectionKind::Kafka;
         let role = self.role(side);
         let max_frame = shared.options.max_frame;
+        let stream = &self.streams[index(side)];
+        // When the buffer starts at a frame boundary, the gap falls in the
+        // frame there. A Kafka connection's streams are cut at boundaries;
+        // before the connection is recognised (which takes a whole request
+        // header), `from_start` tells, so that a gap in the first request's
+        // header costs that frame only, as it would later.
+        let at_boundary = match stream.mode {
+            Mode::Synced if kafka => true,
+            Mode::Synced | Mode::Hunting => !kafka && stream.from_start,
+            Mode::Skipping(_) | Mode::Ignore => false,
+        };
+        if at_boundary {
+            self.count_lost(shared);
+        }
         let stream = &mut self.streams[index(side)];
-        let was_at_boundary = stream.from_start;
         stream.from_start = false;
         stream.gap_since_match = true;
         let mode = std::mem::replace(&mut stream.mode, Mode::Hunting);
@@ -1078,45 +1100,31 @@ impl Conn {
                 stream.mode = Mode::Ignore;
                 stream.base += bytes;
             }
-            _ if !kafka => {
-                // Undecided: what was held cannot be joined to what follows.
-                // From a stream's start, the gap hit a frame (counted if the
-                // connection turns out to be Kafka).
-                if was_at_boundary {
-                    self.lost_before_sync += 1;
-                }
-                self.skipped_before_sync += stream.buf.len() as u64;
-                stream.clear(&mut shared.buffered);
-                stream.scanned = 0;
-                stream.base += bytes;
-            }
-            Mode::Hunting => {
-                shared.losses.resync_bytes += stream.buf.len() as u64;
-                stream.clear(&mut shared.buffered);
-                stream.base += bytes;
-            }
-            Mode::Synced => {
-                // The gap falls in the frame at the front of the buffer.
-                self.frames_lost += 1;
-                shared.losses.frames_lost += 1;
+            Mode::Synced | Mode::Hunting => {
                 let total = match frame::next_frame(&stream.buf, max_frame) {
-                    Deframe::NeedMore(more) if stream.buf.len() >= LENGTH_PREFIX => {
+                    Deframe::NeedMore(more) if at_boundary && stream.buf.len() >= LENGTH_PREFIX => {
                         Some((stream.buf.len() + more) as u64)
                     }
                     _ => None,
                 };
                 if let Some(total) = total {
-                    // Its length is known: skip to its end.
+                    // The lost frame's length is known: skip to its end.
                     let done = stream.start_skip(total, true, shared.keep(), &mut shared.buffered);
                     debug_assert!(done.is_none(), "an incomplete frame has bytes to come");
                     return self.skip_gap(side, bytes, shared, out);
                 }
-                // Too little of it to know its length: hunt.
-                let short = stream.buf.len() < 8;
-                shared.losses.resync_bytes += stream.buf.len() as u64;
+                // What was held cannot be joined to what follows: hunt.
+                let held = stream.buf.len();
                 stream.clear(&mut shared.buffered);
+                stream.scanned = 0;
                 stream.base += bytes;
-                if role == Role::Broker && short {
+                if !kafka {
+                    // Counted if the connection turns out to be Kafka.
+                    self.skipped_before_sync += held as u64;
+                    return;
+                }
+                shared.losses.resync_bytes += held as u64;
+                if at_boundary && role == Role::Broker && held < 8 {
                     self.lose_next_response(out);
                 }
             }
@@ -1129,6 +1137,17 @@ impl Conn {
                 stream.mode = Mode::Skipping(partial);
                 self.skip_gap(side, bytes, shared, out);
             }
+        }
+    }
+
+    /// Counts a frame a gap fell in; before the connection is recognised,
+    /// only once it is (as Kafka).
+    fn count_lost(&mut self, shared: &mut Shared) {
+        if self.kind == ConnectionKind::Kafka {
+            self.frames_lost += 1;
+            shared.losses.frames_lost += 1;
+        } else {
+            self.lost_before_sync += 1;
         }
     }
 
@@ -1146,12 +1165,6 @@ impl Conn {
         }
         let beyond = bytes - partial.remaining;
         stream.base += bytes;
-        if beyond > 0 {
-            // The gap runs into the next frame: that one is lost too (and
-            // any wholly inside the gap, which cannot be counted).
-            self.frames_lost += 1;
-            shared.losses.frames_lost += 1;
-        }
         let Mode::Skipping(partial) = std::mem::replace(&mut stream.mode, Mode::Hunting) else {
             unreachable!("matched above")
         };
@@ -1159,6 +1172,11 @@ impl Conn {
             // The gap ends where the frame does: the next frame starts here.
             stream.mode = Mode::Synced;
             stream.verify_next = true;
+            stream.from_start = true;
+        } else {
+            // The gap runs into the next frame: that one is lost too (and
+            // any wholly inside the gap, which cannot be counted).
+            self.count_lost(shared);
         }
         self.finish_partial(side, *partial, shared, out);
     }
@@ -1525,18 +1543,26 @@ impl Conn {
             let stream = &mut self.streams[index(side)];
             stream.scanned = 0;
             stream.pending.clear();
-            stream.mode = match at {
-                Some(at) => {
+            stream.mode = match (at, std::mem::replace(&mut stream.mode, Mode::Hunting)) {
+                (Some(at), _) => {
                     shared.losses.resync_bytes += at as u64;
                     stream.discard(at, &mut shared.buffered);
                     Mode::Synced
                 }
-                None if stream.from_start => Mode::Synced,
-                None => Mode::Hunting,
+                // A frame lost before is still being skipped.
+                (None, skipping @ Mode::Skipping(_)) => skipping,
+                (None, _) if stream.from_start => Mode::Synced,
+                (None, _) => Mode::Hunting,
             };
         }
-        self.pump(client, shared, out);
-        self.pump(client.other(), shared, out);
+        for side in [client, client.other()] {
+            // A frame lost before the roles were known comes before the
+            // frames after it.
+            if let Some(partial) = self.streams[index(side)].lost_early.take() {
+                self.finish_partial(side, partial, shared, out);
+            }
+            self.pump(side, shared, out);
+        }
     }
 
     /// Cuts and handles every frame `side` holds.
@@ -1753,6 +1779,11 @@ impl Conn {
         shared: &mut Shared,
         out: &mut Vec<Exchange>,
     ) {
+        if self.kind != ConnectionKind::Kafka {
+            // Which side is the client is not known yet.
+            self.streams[index(side)].lost_early = Some(partial);
+            return;
+        }
         let cut = Cut {
             bytes: partial.prefix.freeze(),
             ts_ns: partial.ts_ns,
@@ -3054,6 +3085,67 @@ mod tests {
         assert_eq!(result.exchanges.len(), requests);
         assert_eq!(result.connections[0].frames_lost, 1);
         assert_eq!(result.connections[0].gap_bytes, 20);
+    }
+
+    #[test]
+    fn gap_inside_the_first_requests_header_skips_it_by_its_length() {
+        // Before the first request's header is whole the connection is not
+        // recognised as Kafka yet; the length prefix seen still tells where
+        // the next frame starts.
+        let frames = kcat_frames();
+        let first = &frames[0].1;
+        assert!(frames[0].0 && !frames[1].0 && first.len() > 40);
+        let correlation = read_i32(first, 8).expect("correlation id");
+        let reference = outline(&{
+            let mut wire = Wire::new(true);
+            feed(&mut wire, &frames, 1460);
+            run(wire.segments).exchanges
+        });
+        let others = |outline: Vec<(i16, i16, i32, ExchangeState)>| {
+            outline
+                .into_iter()
+                .filter(|entry| entry.2 != correlation)
+                .collect::<Vec<_>>()
+        };
+        for at in [0, 2, 4, 6, 8, 12, 14, 20, 30] {
+            // A hole inside the frame, and one that runs to its end.
+            for lost in [3, first.len() - at] {
+                let result = run(feed_with_hole(&frames, 0, at, lost).segments);
+                let case = format!("hole of {lost} at {at}");
+                assert_eq!(result.losses.gap_bytes, lost as u64, "{case}");
+                assert_eq!(result.losses.frames_lost, 1, "{case}");
+                assert_eq!(result.connections[0].kind, ConnectionKind::Kafka, "{case}");
+                assert_eq!(result.connections[0].frames_lost, 1, "{case}");
+                if at < LENGTH_PREFIX {
+                    // Not even its length: the rest of it is searched past.
+                    let rest = (first.len() - lost) as u64;
+                    assert_eq!(result.losses.resync_bytes, rest, "{case}");
+                } else {
+                    assert_eq!(result.losses.resync_bytes, 0, "{case}");
+                }
+                let exchanges = outline(&result.exchanges);
+                assert_eq!(
+                    others(exchanges.clone()),
+                    others(reference.clone()),
+                    "{case}"
+                );
+                let victim: Vec<&Exchange> = result
+                    .exchanges
+                    .iter()
+                    .filter(|e| e.correlation_id == correlation)
+                    .collect();
+                assert_eq!(victim.len(), 1, "{case}");
+                if at < 12 {
+                    // Too little of the request to pair its response.
+                    assert_eq!(victim[0].state, ExchangeState::RequestMissing, "{case}");
+                    continue;
+                }
+                assert_eq!(exchanges, reference, "{case}");
+                assert!(victim[0].lost, "{case}");
+                let request = victim[0].request.as_ref().expect("request");
+                assert_eq!(request.missing_bytes, (first.len() - at) as u64, "{case}");
+            }
+        }
     }
 
     #[test]
