@@ -57,10 +57,7 @@ impl Summary {
     /// gathered after this one's.
     pub fn merge(&mut self, other: &Summary) {
         for (topic, partitions) in &other.topics {
-            self.note_topic(topic, None);
-            for partition in partitions {
-                self.note_topic(topic, Some(*partition));
-            }
+            self.note_partitions(topic, partitions);
         }
         for (key, tally) in &other.records {
             let mine = match self.records.get_mut(key) {
@@ -89,20 +86,16 @@ impl Summary {
         self.errors.iter().map(|code| error_name(*code)).collect()
     }
 
-    /// Lists `topic`, and `partition` under it, each once; the name is
-    /// copied only when it is new.
-    fn note_topic(&mut self, topic: &str, partition: Option<i32>) {
-        match self.topics.get_mut(topic) {
-            Some(partitions) => {
-                if let Some(partition) = partition {
-                    if !partitions.contains(&partition) {
-                        partitions.push(partition);
-                    }
-                }
-            }
-            None => {
-                self.topics
-                    .insert(topic.to_owned(), partition.into_iter().collect());
+    /// Lists `topic`, and `partitions` under it, each once and in order;
+    /// the name is copied only when it is new.
+    fn note_partitions(&mut self, topic: &str, partitions: &[i32]) {
+        let listed = match self.topics.get_mut(topic) {
+            Some(listed) => listed,
+            None => self.topics.entry(topic.to_owned()).or_default(),
+        };
+        for partition in partitions {
+            if !listed.contains(partition) {
+                listed.push(*partition);
             }
         }
     }
@@ -203,6 +196,9 @@ struct Frame {
     holds_partitions: bool,
     /// The best partition field so far and its rank in `PARTITION_FIELDS`.
     partition: Option<(usize, i32)>,
+    /// Of a topic: the partitions found below it so far, listed in the
+    /// summary when it closes (one lookup a topic, not one a partition).
+    partitions: Vec<i32>,
 }
 
 impl Frame {
@@ -227,7 +223,9 @@ impl Gatherer {
     /// The summary gathered, structs left open (by a walk that failed)
     /// closed; the gatherer is ready for the next message.
     pub fn finish(&mut self) -> Summary {
-        self.depth = 0;
+        while self.depth > 0 {
+            self.leave_struct();
+        }
         std::mem::take(&mut self.summary)
     }
 
@@ -239,12 +237,20 @@ impl Gatherer {
             frame.topic_rank = None;
             frame.holds_partitions = false;
             frame.partition = None;
+            frame.partitions.clear();
         }
         self.depth += 1;
     }
 
     pub fn leave_struct(&mut self) {
-        self.depth = self.depth.saturating_sub(1);
+        let Some(innermost) = self.depth.checked_sub(1) else {
+            return;
+        };
+        self.depth = innermost;
+        if let Some(frame) = self.frames.get(innermost).filter(|frame| frame.is_topic()) {
+            self.summary
+                .note_partitions(&frame.topic, &frame.partitions);
+        }
     }
 
     /// The struct being walked.
@@ -278,10 +284,9 @@ impl Gatherer {
             return;
         };
         frame.partition = Some((rank, partition));
-        let open = self.frames.get(..self.depth).unwrap_or_default();
-        // (The open structs and the summary are borrowed apart.)
-        if let Some(topic) = nearest_topic(open) {
-            self.summary.note_topic(topic, Some(partition));
+        let open = self.frames.get_mut(..self.depth).unwrap_or_default();
+        if let Some(topic) = open.iter_mut().rev().find(|frame| frame.is_topic()) {
+            topic.partitions.push(partition);
         }
     }
 
@@ -321,11 +326,7 @@ impl Gatherer {
         let Some(frame) = innermost.and_then(|at| self.frames.get_mut(at)) else {
             return;
         };
-        let was_topic = frame.is_topic();
         frame.holds_partitions = true;
-        if !was_topic && frame.is_topic() {
-            self.summary.note_topic(&frame.topic, None);
-        }
     }
 
     /// A record set, counted against the nearest topic and the current
