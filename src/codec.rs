@@ -341,19 +341,7 @@ impl Walk<'_> {
 
     /// The fewest bytes a value of this type can take on the wire.
     fn min_size(&self, ty: &FieldType, nullable: bool, compact: bool) -> usize {
-        if let Some(size) = ty.fixed_size() {
-            return size;
-        }
         match ty {
-            FieldType::Bool
-            | FieldType::Int8
-            | FieldType::Int16
-            | FieldType::Uint16
-            | FieldType::Int32
-            | FieldType::Uint32
-            | FieldType::Int64
-            | FieldType::Float64
-            | FieldType::Uuid => 0,
             FieldType::String if compact => 1,
             FieldType::String => 2,
             FieldType::Bytes | FieldType::Records | FieldType::Array(_) if compact => 1,
@@ -372,6 +360,8 @@ impl Walk<'_> {
                     .sum::<usize>()
                     + tags
             }
+            // Numbers, booleans and UUIDs.
+            fixed => fixed.fixed_size().unwrap_or(0),
         }
     }
 }

@@ -178,8 +178,9 @@ impl Summary {
 #[derive(Debug, Default)]
 pub struct Gatherer {
     summary: Summary,
-    /// The structs being walked, innermost last. Entries are reused from
-    /// message to message, their text buffers with them.
+    /// The structs being walked, innermost last (the first `depth`
+    /// entries). Entries are reused as structs close and open, their
+    /// buffers with them.
     frames: Vec<Frame>,
     depth: usize,
 }
@@ -322,11 +323,9 @@ impl Gatherer {
         if !names_partitions(field) {
             return;
         }
-        let innermost = self.depth.checked_sub(1);
-        let Some(frame) = innermost.and_then(|at| self.frames.get_mut(at)) else {
-            return;
-        };
-        frame.holds_partitions = true;
+        if let Some(frame) = self.current() {
+            frame.holds_partitions = true;
+        }
     }
 
     /// A record set, counted against the nearest topic and the current
