@@ -3743,19 +3743,40 @@ mod tests {
                 let mss = 1 + rng.below(200);
                 wire.send(*from_client, &bytes, mss);
             }
-            let mut analyzer = Analyzer::new(AnalyzerOptions {
-                max_frame: 1 << 16,
-                ..AnalyzerOptions::default()
-            });
-            let mut out = Vec::new();
-            for segment in wire.segments {
-                analyzer.push_segment(segment, &mut out);
+            // Skimmed, as `kwire read` lines are, and decoded into trees:
+            // the two must read the same.
+            let mut seen = Vec::new();
+            for skim in [false, true] {
+                let mut options = AnalyzerOptions {
+                    max_frame: 1 << 16,
+                    ..AnalyzerOptions::default()
+                };
+                options.decode.skim = skim;
+                let mut analyzer = Analyzer::new(options);
+                let mut out = Vec::new();
+                for segment in wire.segments.clone() {
+                    analyzer.push_segment(segment, &mut out);
+                }
+                analyzer.finish(&mut out);
+                assert_eq!(analyzer.shared.buffered, 0, "round {round}");
+                let read: Vec<_> = out
+                    .iter()
+                    .map(|exchange| {
+                        let summary = exchange.summary().line();
+                        (
+                            exchange.id,
+                            exchange.api_key,
+                            summary,
+                            exchange.decode_error(),
+                        )
+                    })
+                    .collect();
+                seen.push(read);
             }
-            analyzer.finish(&mut out);
-            assert_eq!(analyzer.shared.buffered, 0, "round {round}");
-            for exchange in &out {
-                let _ = exchange.summary().line();
-            }
+            assert_eq!(
+                seen[0], seen[1],
+                "round {round}: skimmed and decoded differ"
+            );
         }
         // Pure noise, both directions.
         for round in 0..100 {
