@@ -411,7 +411,7 @@ impl WalkState {
             violations: Violations::default(),
             budget: RefCell::new(Budget::new(options.limits.max_decompressed)),
             spans: record_spans.then(|| RefCell::new(SpanLog::default())),
-            gather: (options.skim && !record_spans).then(|| RefCell::new(Gatherer::new())),
+            gather: (options.skim && !record_spans).then(|| RefCell::new(Gatherer::start())),
             field: Cell::new(""),
         }
     }
@@ -534,11 +534,15 @@ fn read_struct(
         let since = walk.violation_count();
         let start = reader.offset();
         walk.enter(PathSegment::Field(field.name));
-        walk.field.set(field.name);
+        if walk.gather.is_some() {
+            walk.field.set(field.name);
+        }
         let read = read_value(reader, &field.ty, nullable, walk.compact(field), walk);
         walk.leave(start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
+            // (A whole tree, the common case, takes every value as it is.)
+            Ok(value) if walk.gather.is_none() => out.push(field.name, value),
             Ok(value) => take_field(out, keep, field.name, value, walk),
             Err(failure) => {
                 if keep == Keep::All {

@@ -6,6 +6,7 @@
 //! while the codec skims a message without building its tree: one set of
 //! rules, so lines and statistics read the same either way.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use crate::exchange::{error_name, push_int, push_uint};
@@ -48,7 +49,8 @@ impl Summary {
 
     /// Adds what `tree` is about.
     pub fn add_tree(&mut self, tree: &Struct) {
-        let mut gatherer = Gatherer::resume(std::mem::take(self));
+        let mut gatherer = Gatherer::start();
+        gatherer.summary = std::mem::take(self);
         gatherer.replay_struct(tree);
         *self = gatherer.finish();
     }
@@ -208,26 +210,27 @@ impl Frame {
     }
 }
 
-impl Gatherer {
-    pub fn new() -> Gatherer {
-        Gatherer::default()
-    }
+thread_local! {
+    /// A gatherer between two messages, kept with its buffers so that the
+    /// next message allocates none.
+    static SPARE: Cell<Option<Gatherer>> = const { Cell::new(None) };
+}
 
-    /// A gatherer that adds to `summary`.
-    fn resume(summary: Summary) -> Gatherer {
-        Gatherer {
-            summary,
-            ..Gatherer::default()
-        }
+impl Gatherer {
+    /// A gatherer for one message: this thread's spare one, or a new one.
+    pub fn start() -> Gatherer {
+        SPARE.with(Cell::take).unwrap_or_default()
     }
 
     /// The summary gathered, structs left open (by a walk that failed)
-    /// closed; the gatherer is ready for the next message.
-    pub fn finish(&mut self) -> Summary {
+    /// closed; the gatherer becomes the thread's spare.
+    pub fn finish(mut self) -> Summary {
         while self.depth > 0 {
             self.leave_struct();
         }
-        std::mem::take(&mut self.summary)
+        let summary = std::mem::take(&mut self.summary);
+        SPARE.with(|spare| spare.set(Some(self)));
+        summary
     }
 
     pub fn enter_struct(&mut self) {
@@ -360,8 +363,12 @@ impl Gatherer {
             Value::Struct(inner) => self.replay_struct(inner),
             Value::Array(items) => {
                 self.array(field);
+                // Items have no field name: only structs and record sets
+                // among them can tell anything.
                 for item in items {
-                    self.replay_value("", item);
+                    if matches!(item, Value::Struct(_) | Value::Array(_) | Value::Records(_)) {
+                        self.replay_value("", item);
+                    }
                 }
             }
             Value::Records(records) => self.records(records),

@@ -26,7 +26,7 @@ enum Command {
     /// Decode one Kafka frame (4-byte length prefix included).
     Decode(decode::Args),
     /// Run conformance suites against a broker: exit 0 pass, 1 fail, 2 error.
-    Conform(conform::Args),
+    Conform(Box<conform::Args>),
     /// Analyse a capture file: one line per request/response exchange.
     Read(read::Args),
     /// Browse a capture file's exchanges in a terminal UI.
@@ -82,7 +82,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(args),
-        Command::Conform(args) => conform::run(args),
+        Command::Conform(args) => conform::run(*args),
         Command::Read(args) => read::run(args),
         Command::Tui(args) => tui::run(args),
         Command::Live(args) => live::run(args),
