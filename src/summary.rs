@@ -222,6 +222,12 @@ impl Gatherer {
         SPARE.with(Cell::take).unwrap_or_default()
     }
 
+    /// Forgets what was gathered, to start the message over.
+    pub fn clear(&mut self) {
+        self.summary = Summary::default();
+        self.depth = 0;
+    }
+
     /// The summary gathered, structs left open (by a walk that failed)
     /// closed; the gatherer becomes the thread's spare.
     pub fn finish(mut self) -> Summary {
@@ -375,6 +381,22 @@ impl Gatherer {
             Value::Null | Value::Bool(_) | Value::Float(_) | Value::Bytes(_) => {}
         }
     }
+}
+
+/// Whether an integer field named `field` can matter to a summary (an error
+/// code or a partition index): a walk may skip the others unread.
+pub fn asks_for_number(field: &str) -> bool {
+    is_error_field(field) || PARTITION_FIELDS.contains(&field)
+}
+
+/// Whether a text or UUID field named `field` can name a topic.
+pub fn asks_for_text(field: &str) -> bool {
+    TOPIC_FIELDS.contains(&field)
+}
+
+/// Whether an array field named `field` can hold partitions.
+pub fn asks_for_array(field: &str) -> bool {
+    names_partitions(field)
 }
 
 /// The nearest topic among the structs being walked, innermost first.

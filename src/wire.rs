@@ -219,7 +219,6 @@ impl Reader {
         }
     }
 
-    /// Reads a UTF-8 string of `len` bytes.
     /// The next `len` bytes as UTF-8 text, borrowed from the frame.
     pub fn str(&mut self, len: usize) -> WireResult<&str> {
         let start = self.offset();

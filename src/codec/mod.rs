@@ -26,6 +26,8 @@ use crate::summary::{Gatherer, Summary};
 use crate::value::{parse_hex, parse_uuid, Field, RawTag, Struct, Value, UNKNOWN_TAGS_KEY};
 use crate::wire::{self, Reader, WireError, WireErrorKind};
 
+mod skim;
+
 /// How much to decode.
 #[derive(Clone, Copy, Debug)]
 pub struct DecodeOptions {
@@ -478,8 +480,11 @@ fn decode_with(
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-    state: WalkState,
+    mut state: WalkState,
 ) -> (DecodedMessage, Vec<FieldSpan>) {
+    if let Some(summary) = skim_fast(reader, spec, version, options, &mut state) {
+        return summary;
+    }
     let mut body = Struct::default();
     let walk = state.walk(spec, version, options);
     let keep = match walk.gather {
@@ -501,6 +506,43 @@ fn decode_with(
         .map(|log| log.into_inner().spans)
         .unwrap_or_default();
     (decoded, spans)
+}
+
+/// A skim by the body's plan ([`skim`]), when it has one and the body is
+/// one the plan covers; `None` leaves `reader` and `state` as they were.
+fn skim_fast(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+    state: &mut WalkState,
+) -> Option<(DecodedMessage, Vec<FieldSpan>)> {
+    let gather = state.gather.as_mut()?.get_mut();
+    let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
+    let mut fast = reader.clone();
+    let mut body = Struct::default();
+    gather.enter_struct();
+    let mut skim = skim::Skim {
+        gather,
+        records: options.records,
+        budget: state.budget.get_mut(),
+    };
+    if skim.run(&plan, &mut fast, &mut body).is_none() {
+        gather.clear();
+        *state.budget.get_mut() = Budget::new(options.limits.max_decompressed);
+        return None;
+    }
+    *reader = fast;
+    let decoded = DecodedMessage {
+        body,
+        error: None,
+        violations: Vec::new(),
+        summary: state
+            .gather
+            .take()
+            .map(|gather| gather.into_inner().finish()),
+    };
+    Some((decoded, Vec::new()))
 }
 
 fn read_struct(
@@ -706,6 +748,16 @@ fn read_value(
     compact: bool,
     walk: &Walk,
 ) -> Decoded {
+    match read_fixed(reader, ty)? {
+        Some(value) => Ok(value),
+        None => read_sized_value(reader, ty, nullable, compact, walk),
+    }
+}
+
+/// Reads a value of a fixed-size type (numbers, booleans, UUIDs); `None`
+/// for the other types, with nothing read.
+#[inline(always)]
+fn read_fixed(reader: &mut Reader, ty: &FieldType) -> Result<Option<Value>, WireError> {
     let value = match ty {
         FieldType::Bool => Value::Bool(reader.u8()? != 0),
         FieldType::Int8 => Value::Int(i64::from(reader.i8()?)),
@@ -716,9 +768,9 @@ fn read_value(
         FieldType::Int64 => Value::Int(reader.i64()?),
         FieldType::Float64 => Value::Float(reader.f64()?),
         FieldType::Uuid => Value::Uuid(reader.uuid()?),
-        _ => return read_sized_value(reader, ty, nullable, compact, walk),
+        _ => return Ok(None),
     };
-    Ok(value)
+    Ok(Some(value))
 }
 
 /// Reads a value that has a length, a count or fields: strings, bytes,
@@ -885,11 +937,14 @@ fn skim_array(
 const SMALL_ARRAY: usize = 16;
 
 fn read_records(data: Bytes, walk: &Walk) -> RecordSet {
-    match walk.options.records {
-        RecordsMode::Full => RecordSet::decode_within(data, &mut walk.budget.borrow_mut()),
-        RecordsMode::HeadersOnly => {
-            RecordSet::decode_headers_within(data, &mut walk.budget.borrow_mut())
-        }
+    decode_records(data, walk.options.records, &mut walk.budget.borrow_mut())
+}
+
+/// Decodes a record set as far as `mode` says, within `budget`.
+fn decode_records(data: Bytes, mode: RecordsMode, budget: &mut Budget) -> RecordSet {
+    match mode {
+        RecordsMode::Full => RecordSet::decode_within(data, budget),
+        RecordsMode::HeadersOnly => RecordSet::decode_headers_within(data, budget),
         RecordsMode::Raw => RecordSet::undecoded(data),
     }
 }

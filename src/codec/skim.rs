@@ -1,0 +1,300 @@
+//! The fast path of a skim (`DecodeOptions::skim`): each body layout (a
+//! struct spec at one version) is turned once into a plan, a list of steps
+//! in which the fixed-size fields a summary never asks for are merged into
+//! byte counts to step over, and only what the [`Gatherer`] wants is read.
+//! A plan covers well-formed bodies only: at the first thing that would be
+//! an error or a violation (a length past the end, a null where none is
+//! allowed, bad UTF-8, a tagged field) it gives up, and the codec's full
+//! walk reads the body again and reports it as always.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::{decode_records, read_fixed, read_length, RecordsMode};
+use crate::records::Budget;
+use crate::schema::{FieldType, StructSpec};
+use crate::summary::{asks_for_array, asks_for_number, asks_for_text, Gatherer};
+use crate::value::{Struct, Value};
+use crate::wire::Reader;
+
+/// How one struct layout is skimmed.
+#[derive(Debug)]
+pub(super) struct Plan {
+    steps: Vec<Step>,
+}
+
+#[derive(Debug)]
+enum Step {
+    /// Fixed-size fields that tell a summary nothing: this many bytes.
+    Skip(usize),
+    /// A fixed-size field, handed to the gatherer and, at a body's top
+    /// level, kept.
+    Fixed {
+        name: &'static str,
+        ty: &'static FieldType,
+        gather: bool,
+        keep: bool,
+    },
+    Text {
+        name: &'static str,
+        compact: bool,
+        nullable: bool,
+        gather: bool,
+    },
+    Bytes {
+        compact: bool,
+        nullable: bool,
+    },
+    Records {
+        compact: bool,
+        nullable: bool,
+    },
+    Struct {
+        nullable: bool,
+        plan: Plan,
+    },
+    Array {
+        name: &'static str,
+        compact: bool,
+        nullable: bool,
+        gather: bool,
+        items: Items,
+    },
+    /// A flexible struct's tagged-field section, which must be empty.
+    NoTags,
+}
+
+#[derive(Debug)]
+enum Items {
+    /// Numbers or UUIDs of this size: stepped over all at once.
+    Fixed(usize),
+    Text {
+        compact: bool,
+    },
+    Structs(Plan),
+}
+
+thread_local! {
+    /// Plans by body layout and version (`None`: a layout no plan covers).
+    static PLANS: RefCell<HashMap<(usize, i16), Option<Rc<Plan>>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The plan for a message body of layout `spec` at `version`, made on
+/// first use.
+pub(super) fn plan(spec: &'static StructSpec, version: i16, flexible: bool) -> Option<Rc<Plan>> {
+    let key = (std::ptr::from_ref(spec) as usize, version);
+    PLANS.with(|plans| {
+        plans
+            .borrow_mut()
+            .entry(key)
+            .or_insert_with(|| compile(spec, version, flexible, true).map(Rc::new))
+            .clone()
+    })
+}
+
+/// Turns a struct layout into steps; `None` for a layout with an array of
+/// arrays, bytes or record sets, which no message has today.
+fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -> Option<Plan> {
+    let mut steps: Vec<Step> = Vec::new();
+    for field in spec.fields {
+        let tagged = flexible && field.tagged.contains(version);
+        if !field.versions.contains(version) || tagged {
+            continue;
+        }
+        let name = field.name;
+        let nullable = field.nullable.contains(version);
+        let compact = field
+            .flexible
+            .map_or(flexible, |versions| versions.contains(version));
+        let step = match &field.ty {
+            FieldType::String => Step::Text {
+                name,
+                compact,
+                nullable,
+                gather: asks_for_text(name),
+            },
+            FieldType::Bytes => Step::Bytes { compact, nullable },
+            FieldType::Records => Step::Records { compact, nullable },
+            FieldType::Struct(inner) => Step::Struct {
+                nullable,
+                plan: compile(inner, version, flexible, false)?,
+            },
+            FieldType::Array(element) => Step::Array {
+                name,
+                compact,
+                nullable,
+                gather: asks_for_array(name),
+                items: match element {
+                    FieldType::String => Items::Text { compact },
+                    FieldType::Struct(inner) => {
+                        Items::Structs(compile(inner, version, flexible, false)?)
+                    }
+                    fixed => Items::Fixed(fixed.fixed_size()?),
+                },
+            },
+            fixed => {
+                let gather = match fixed {
+                    FieldType::Uuid => asks_for_text(name),
+                    FieldType::Bool | FieldType::Float64 => false,
+                    _ => asks_for_number(name),
+                };
+                let size = fixed.fixed_size()?;
+                if !gather && !top {
+                    match steps.last_mut() {
+                        Some(Step::Skip(run)) => *run += size,
+                        _ => steps.push(Step::Skip(size)),
+                    }
+                    continue;
+                }
+                Step::Fixed {
+                    name,
+                    ty: fixed,
+                    gather,
+                    keep: top,
+                }
+            }
+        };
+        steps.push(step);
+    }
+    if flexible {
+        steps.push(Step::NoTags);
+    }
+    Some(Plan { steps })
+}
+
+/// What a plan runs with.
+pub(super) struct Skim<'a> {
+    pub gather: &'a mut Gatherer,
+    pub records: RecordsMode,
+    pub budget: &'a mut Budget,
+}
+
+impl Skim<'_> {
+    /// Runs `plan` over a struct; the top level's kept values go to `out`.
+    /// `None` at the first thing the plan does not cover.
+    pub(super) fn run(&mut self, plan: &Plan, reader: &mut Reader, out: &mut Struct) -> Option<()> {
+        for step in &plan.steps {
+            match step {
+                Step::Skip(len) => reader.skip(*len).ok()?,
+                Step::Fixed {
+                    name,
+                    ty,
+                    gather,
+                    keep,
+                } => {
+                    let value = read_fixed(reader, ty).ok()??;
+                    if *gather {
+                        match &value {
+                            Value::Int(number) => self.gather.int(name, *number),
+                            Value::Uuid(uuid) => self.gather.uuid(name, uuid),
+                            _ => {}
+                        }
+                    }
+                    if *keep {
+                        out.push(name, value);
+                    }
+                }
+                Step::Text {
+                    name,
+                    compact,
+                    nullable,
+                    gather,
+                } => {
+                    let text = text(reader, *compact, *nullable)?;
+                    if let Some(text) = text.filter(|_| *gather) {
+                        self.gather.text(name, text);
+                    }
+                }
+                Step::Bytes { compact, nullable } => {
+                    if let Some(len) = length(reader, *compact, *nullable)? {
+                        reader.skip(reader.check_length(len).ok()?).ok()?;
+                    }
+                }
+                Step::Records { compact, nullable } => {
+                    if let Some(len) = length(reader, *compact, *nullable)? {
+                        let len = reader.check_length(len).ok()?;
+                        let data = reader.take(len).ok()?;
+                        let records = decode_records(data, self.records, self.budget);
+                        self.gather.records(&records);
+                    }
+                }
+                Step::Struct { nullable, plan } => {
+                    // A nullable struct is preceded by an int8: -1 null.
+                    if !(*nullable && reader.i8().ok()? < 0) {
+                        self.nested(plan, reader)?;
+                    }
+                }
+                Step::Array {
+                    name,
+                    compact,
+                    nullable,
+                    gather,
+                    items,
+                } => {
+                    if let Some(count) = length(reader, *compact, *nullable)? {
+                        let count = reader.check_count(count).ok()?;
+                        if *gather {
+                            self.gather.array(name);
+                        }
+                        self.items(items, count, reader)?;
+                    }
+                }
+                Step::NoTags => {
+                    if reader.unsigned_varint().ok()? != 0 {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    fn nested(&mut self, plan: &Plan, reader: &mut Reader) -> Option<()> {
+        self.gather.enter_struct();
+        self.run(plan, reader, &mut Struct::default())?;
+        self.gather.leave_struct();
+        Some(())
+    }
+
+    fn items(&mut self, items: &Items, count: usize, reader: &mut Reader) -> Option<()> {
+        match items {
+            Items::Fixed(size) => reader.skip(size.checked_mul(count)?).ok(),
+            Items::Text { compact } => {
+                for _ in 0..count {
+                    text(reader, *compact, false)??;
+                }
+                Some(())
+            }
+            Items::Structs(plan) => {
+                for _ in 0..count {
+                    self.nested(plan, reader)?;
+                }
+                Some(())
+            }
+        }
+    }
+}
+
+/// A 32-bit (or compact) length or count; `Some(None)` for an allowed
+/// null, `None` for anything the full walk must report.
+fn length(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<u64>> {
+    match read_length(reader, compact, true).ok()? {
+        None if nullable => Some(None),
+        None => None,
+        Some(len) => Some(Some(len)),
+    }
+}
+
+/// A string, checked to be UTF-8; `Some(None)` for an allowed null.
+fn text(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<&str>> {
+    match read_length(reader, compact, false).ok()? {
+        None if nullable => Some(None),
+        None => None,
+        Some(len) => {
+            let len = reader.check_length(len).ok()?;
+            reader.str(len).ok().map(Some)
+        }
+    }
+}
