@@ -75,10 +75,12 @@ enum Items {
     Structs(Plan),
 }
 
+/// Plans by body layout (its address) and version; `None` for a layout no
+/// plan covers.
+type Plans = HashMap<(usize, i16), Option<Rc<Plan>>>;
+
 thread_local! {
-    /// Plans by body layout and version (`None`: a layout no plan covers).
-    static PLANS: RefCell<HashMap<(usize, i16), Option<Rc<Plan>>>> =
-        RefCell::new(HashMap::new());
+    static PLANS: RefCell<Plans> = RefCell::new(HashMap::new());
 }
 
 /// The plan for a message body of layout `spec` at `version`, made on
