@@ -327,6 +327,25 @@ impl Half {
 
     /// Takes one segment of this direction.
     fn accept(&mut self, seg: Incoming, e: &mut Emit<'_>, limits: &ReassemblyLimits) {
+        let in_order = seg.seq == self.next_seq && !seg.fin && self.fin_at.is_none();
+        if in_order && self.ooo.is_empty() && seg.wire_len == len64(&seg.payload) {
+            // The common case, whole and next with nothing buffered: none of
+            // the clipping and buffering below applies (and with nothing
+            // buffered, there is nothing to drain).
+            self.highest = self
+                .highest
+                .max(self.delivered.saturating_add(seg.wire_len));
+            self.emit_chunk(
+                Chunk::Data {
+                    bytes: seg.payload,
+                    ts_ns: seg.ts_ns,
+                    packet: seg.packet,
+                },
+                e,
+            );
+            self.apply_peer_ack(e);
+            return;
+        }
         let delivered = i128::from(self.delivered);
         let mut start = delivered + i128::from(seq_delta(seg.seq, self.next_seq));
         let mut data = seg.payload;
@@ -700,7 +719,10 @@ impl Reassembler {
             // close the capture did not show (RFC 9293 section 3.5).
             self.close(key, out, false);
         }
-        if !self.conns.contains_key(&key) {
+        // One lookup for a known connection; the second only after opening.
+        let conn = if let Some(conn) = self.conns.get_mut(&key) {
+            conn
+        } else {
             if self.closed.contains_key(&key) {
                 if !segment.syn {
                     self.counters.late_segments = self.counters.late_segments.saturating_add(1);
@@ -709,14 +731,20 @@ impl Reassembler {
                 self.closed.remove(&key);
             }
             self.open(key, &segment, out);
-        }
-
-        let Some(conn) = self.conns.get_mut(&key) else {
-            return;
+            let Some(conn) = self.conns.get_mut(&key) else {
+                return;
+            };
+            conn
         };
-        self.lru.remove(&conn.stamp);
-        conn.stamp = self.clock;
-        self.lru.insert(self.clock, key);
+        // Consecutive segments mostly belong to one connection: when it is
+        // already the most recent, the order stands and the two tree
+        // updates are skipped.
+        let newest = self.lru.last_key_value().map(|(_, newest)| newest);
+        if newest != Some(&key) {
+            self.lru.remove(&conn.stamp);
+            conn.stamp = self.clock;
+            self.lru.insert(self.clock, key);
+        }
 
         let side = conn.side_of(segment.src);
         let mut e = Emit {
@@ -1607,6 +1635,42 @@ mod tests {
         // Port 1 is forgotten: a late segment opens a mid-stream connection.
         r.push(conn(1, 101, ""), &mut out);
         assert_eq!(render(&out).last().unwrap(), "4 I opened syn=false");
+    }
+
+    #[test]
+    fn test_connection_cap_evicts_least_recently_active() {
+        // Consecutive segments of one connection leave the order as it is;
+        // the connection idle longest still gives way.
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_connections: 2,
+            ..ReassemblyLimits::default()
+        });
+        let mut out = Vec::new();
+        let conn = |port: u16, seq: u32, flags: &str, payload: &[u8]| {
+            let mut s = seg(true, seq, None, flags, payload);
+            s.src = SocketAddr::new(s.src.ip(), port);
+            s
+        };
+        r.push(conn(1, 100, "S", b""), &mut out);
+        r.push(conn(2, 200, "S", b""), &mut out);
+        r.push(conn(1, 101, "", b"a"), &mut out);
+        r.push(conn(1, 102, "", b"b"), &mut out);
+        r.push(conn(3, 300, "S", b""), &mut out); // evicts port 2
+        r.push(conn(1, 103, "", b"c"), &mut out);
+        r.push(conn(4, 400, "S", b""), &mut out); // evicts port 3
+        assert_eq!(r.counters().evicted_connections, 2);
+        assert_eq!(
+            render(&out)[2..],
+            [
+                "0 I data \"a\"",
+                "0 I data \"b\"",
+                "1 I closed",
+                "2 I opened syn=true",
+                "0 I data \"c\"",
+                "2 I closed",
+                "3 I opened syn=true"
+            ]
+        );
     }
 
     #[test]
