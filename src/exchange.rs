@@ -176,28 +176,35 @@ pub fn push_int(out: &mut String, n: i64) {
 }
 
 /// Appends `n` in decimal, as `{n}` would.
-pub fn push_uint(out: &mut String, mut n: u64) {
+pub fn push_uint(out: &mut String, n: u64) {
     if n < 10 {
         // The commonest case: one digit (the cast keeps it whole).
         out.push(char::from(b'0' + n as u8));
         return;
     }
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
+    push_uint_zero_padded(out, n, 1);
+}
+
+/// Appends `n` in decimal with leading zeros up to `width` digits, as
+/// `{n:0width$}` would (for widths up to 20, all a `u64` needs).
+///
+/// The digits are written back to front into a buffer of zeros, which
+/// makes the padding free, and appended in one go.
+pub fn push_uint_zero_padded(out: &mut String, mut n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut used = 0;
     for slot in digits.iter_mut().rev() {
         // A remainder by 10 is below 10: the cast keeps it whole.
         *slot = b'0' + (n % 10) as u8;
-        at -= 1;
+        used += 1;
         n /= 10;
         if n == 0 {
             break;
         }
     }
-    let digits = digits.get(at..).unwrap_or_default();
-    out.reserve(digits.len());
-    for digit in digits {
-        out.push(char::from(*digit));
-    }
+    let start = digits.len().saturating_sub(used.max(width));
+    let digits = digits.get(start..).unwrap_or_default();
+    out.extend(digits.iter().map(|digit| char::from(*digit)));
 }
 
 pub fn error_name(code: i16) -> String {

@@ -20,7 +20,9 @@ use std::fmt::Write;
 
 use serde_json::{json, Value as Json};
 
-use crate::exchange::{error_name, Exchange, ExchangeState, Summary};
+use crate::exchange::{
+    error_name, push_int, push_uint, push_uint_zero_padded, Exchange, ExchangeState, Summary,
+};
 use crate::frame::api_name;
 use crate::session::{CaptureReport, ConnectionKind, ConnectionState};
 
@@ -569,9 +571,11 @@ pub fn quote_if_needed(text: &str) -> String {
 
 /// Appends [`quote_if_needed`]'s text to `out`.
 pub fn write_quoted_if_needed(out: &mut String, text: &str) {
-    if text.is_empty()
-        || text.contains(|c: char| c.is_whitespace() || c.is_control() || c == ',' || c == '"')
-    {
+    // Printable ASCII other than comma and quote, the common case, is
+    // checked byte by byte: cheaper than char by char.
+    let plain = |b: &u8| b.is_ascii_graphic() && *b != b',' && *b != b'"';
+    let needs_quotes = |c: char| c.is_whitespace() || c.is_control() || c == ',' || c == '"';
+    if text.is_empty() || !text.as_bytes().iter().all(plain) && text.contains(needs_quotes) {
         let _ = write!(out, "{text:?}");
     } else {
         out.push_str(text);
@@ -606,7 +610,8 @@ pub fn format_duration(ns: i64) -> String {
 pub fn write_duration(out: &mut String, ns: i64) {
     let magnitude = ns.unsigned_abs();
     if magnitude < 1_000 {
-        let _ = write!(out, "{ns}ns");
+        push_int(out, ns);
+        out.push_str("ns");
         return;
     }
     let (scale, unit) = if magnitude < 1_000_000 {
@@ -663,9 +668,10 @@ fn write_fixed(out: &mut String, ns: i64, scale: u64, digits: usize) -> bool {
         out.push('-');
     }
     let one = 10u64.pow(digits as u32);
-    let _ = write!(out, "{}", q / one);
+    push_uint(out, q / one);
     if digits > 0 {
-        let _ = write!(out, ".{:0digits$}", q % one);
+        out.push('.');
+        push_uint_zero_padded(out, q % one, digits);
     }
     true
 }

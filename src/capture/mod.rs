@@ -20,7 +20,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 pub use link::{parse_tcp, SkipReason, TcpSegment};
 pub use writer::PcapWriter;
@@ -179,7 +179,14 @@ pub struct CaptureReader {
     link: LinkType,
     next_index: u64,
     done: bool,
+    /// Where small packets are copied to; see [`copy_packet`].
+    chunk: BytesMut,
 }
+
+/// Size of the chunks small packets are copied into.
+const CHUNK_SIZE: usize = 16 * 1024;
+/// Packets larger than this get an allocation of their own.
+const CHUNK_PACKET_MAX: usize = CHUNK_SIZE / 8;
 
 impl fmt::Debug for CaptureReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -253,6 +260,7 @@ impl CaptureReader {
             link,
             next_index: 0,
             done: false,
+            chunk: BytesMut::new(),
         }
     }
 
@@ -278,7 +286,7 @@ impl CaptureReader {
         match self.capture.next_packet() {
             Ok(packet) => {
                 let header = *packet.header;
-                let data = Bytes::copy_from_slice(packet.data);
+                let data = copy_packet(&mut self.chunk, packet.data);
                 let index = self.next_index;
                 self.next_index = self.next_index.saturating_add(1);
                 // With Precision::Nano the "usec" field holds nanoseconds.
@@ -308,6 +316,24 @@ impl CaptureReader {
             }
         }
     }
+}
+
+/// A copy of a packet's bytes, which libpcap reuses for the next packet.
+///
+/// Small packets, nearly all of them, are copied back to back into
+/// shared chunks, one allocation for dozens of packets instead of one
+/// each. A chunk is freed once no slice of any of its packets remains,
+/// so a slice kept for long (a partial frame of an idle connection)
+/// keeps at most `CHUNK_SIZE` bytes alive.
+fn copy_packet(chunk: &mut BytesMut, data: &[u8]) -> Bytes {
+    if data.len() > CHUNK_PACKET_MAX {
+        return Bytes::copy_from_slice(data);
+    }
+    if chunk.capacity() < data.len() {
+        *chunk = BytesMut::with_capacity(CHUNK_SIZE);
+    }
+    chunk.extend_from_slice(data);
+    chunk.split().freeze()
 }
 
 impl Iterator for CaptureReader {

@@ -18,7 +18,9 @@ use anyhow::{bail, Context};
 use kwire::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, PcapWriter, RawPacket};
 use kwire::codec::RecordsMode;
 use kwire::display::write_exchange_json;
-use kwire::exchange::{push_int, push_uint, Exchange, ExchangeState, Summary};
+use kwire::exchange::{
+    push_int, push_uint, push_uint_zero_padded, Exchange, ExchangeState, Summary,
+};
 use kwire::filter::{self, Filter};
 use kwire::frame::ApiName;
 use kwire::json::JsonWriter;
@@ -112,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut kept = args.write.as_ref().map(|_| KeptPackets::default());
     // One line's text, reused for every line.
     let mut line = String::new();
+    let mut addresses = AddrCache::new();
     let mut on_exchange = |exchange: Exchange, first_ns: i64| -> std::io::Result<()> {
         let summary = exchange.summary();
         if !filter.matches_with(&exchange, Some(&summary)) {
@@ -134,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         } else {
             line.clear();
-            write_text_line(&mut line, &exchange, &summary, first_ns);
+            write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
             line.push('\n');
             stdout.write_all(line.as_bytes())?;
             if interactive {
@@ -200,7 +203,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// ```text
 ///    16   0.108818       127.0.0.1:54542 -> 127.0.0.1:46775       Produce v7           #4         63us      382B/63B  kwire-corpus-kcat  kcat-snappy[0] 8 records 314 B
 /// ```
-fn write_text_line(out: &mut String, exchange: &Exchange, summary: &Summary, first_ns: i64) {
+fn write_text_line(
+    out: &mut String,
+    addresses: &mut AddrCache,
+    exchange: &Exchange,
+    summary: &Summary,
+    first_ns: i64,
+) {
     // Numbers and addresses are written by hand: through the formatting
     // machinery, a line's dozen of them cost more than decoding a frame.
     let relative = exchange.ts_ns() - first_ns;
@@ -210,19 +219,23 @@ fn write_text_line(out: &mut String, exchange: &Exchange, summary: &Summary, fir
         push_int(out, relative.div_euclid(1_000_000_000));
         out.push('.');
         let micros = relative.rem_euclid(1_000_000_000) / 1_000;
-        let start = out.len();
-        push_int(out, micros);
-        for _ in out.len() - start..6 {
-            out.insert(start, '0');
-        }
+        // rem_euclid is never negative.
+        push_uint_zero_padded(out, micros.unsigned_abs(), 6);
     });
     out.push(' ');
-    pad_left(out, 21, |out| push_addr(out, exchange.client));
+    pad_left(out, 21, |out| addresses.push(out, exchange.client));
     out.push_str(" -> ");
-    pad_right(out, 21, |out| push_addr(out, exchange.broker));
+    pad_right(out, 21, |out| addresses.push(out, exchange.broker));
     out.push(' ');
     pad_right(out, 20, |out| {
-        let _ = write!(out, "{}", ApiName(exchange.api_key));
+        // A known API's name as `ApiName` shows it, without the formatting
+        // machinery.
+        match kwire::schema::api(exchange.api_key) {
+            Some(api) => out.push_str(api.name),
+            None => {
+                let _ = write!(out, "{}", ApiName(exchange.api_key));
+            }
+        }
         out.push_str(" v");
         push_int(out, i64::from(exchange.api_version));
     });
@@ -309,6 +322,41 @@ fn push_addr(out: &mut String, addr: SocketAddr) {
         }
         SocketAddr::V6(_) => {
             let _ = write!(out, "{addr}");
+        }
+    }
+}
+
+/// Addresses as text, each formatted once rather than twice a line: the
+/// lines of a connection repeat the same two. Direct-mapped on the port (the
+/// client's differs per connection), so that memory stays bounded however
+/// many connections a capture has; a collision only costs a formatting.
+struct AddrCache {
+    slots: Vec<Option<(SocketAddr, String)>>,
+}
+
+/// Slots in an [`AddrCache`]: plenty for the connections live at once.
+const ADDR_SLOTS: usize = 256;
+
+impl AddrCache {
+    fn new() -> AddrCache {
+        AddrCache {
+            slots: vec![None; ADDR_SLOTS],
+        }
+    }
+
+    /// Appends `addr` as [`push_addr`] would.
+    fn push(&mut self, out: &mut String, addr: SocketAddr) {
+        let Some(slot) = self.slots.get_mut(usize::from(addr.port()) % ADDR_SLOTS) else {
+            return push_addr(out, addr);
+        };
+        match slot {
+            Some((cached, text)) if *cached == addr => out.push_str(text),
+            _ => {
+                let mut text = String::new();
+                push_addr(&mut text, addr);
+                out.push_str(&text);
+                *slot = Some((addr, text));
+            }
         }
     }
 }
@@ -591,6 +639,7 @@ mod tests {
         paths.sort();
         let v6: SocketAddr = "[fe80::1:2]:9092".parse().expect("address");
         let mut checked = 0;
+        let mut addresses = AddrCache::new();
         for path in paths {
             let mut exchanges = Vec::new();
             kwire::session::read_capture(
@@ -615,7 +664,7 @@ mod tests {
                 }
                 let summary = exchange.summary();
                 let mut line = String::new();
-                write_text_line(&mut line, &exchange, &summary, first_ns);
+                write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
                 assert_eq!(line, reference_line(&exchange, &summary, first_ns));
                 checked += 1;
             }
