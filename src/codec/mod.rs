@@ -586,15 +586,7 @@ fn read_struct(
             // (A whole tree, the common case, takes every value as it is.)
             Ok(value) if walk.gather.is_none() => out.push(field.name, value),
             Ok(value) => take_field(out, keep, field.name, value, walk),
-            Err(failure) => {
-                if keep == Keep::All {
-                    out.fields.extend(failure.partial.map(|value| Field {
-                        name: field.name,
-                        value,
-                    }));
-                }
-                return Err(failure.error.within(PathSegment::Field(field.name)));
-            }
+            Err(failure) => return Err(keep_partial(out, keep, field.name, *failure)),
         }
     }
     if walk.flexible {
@@ -626,6 +618,16 @@ fn take_field(out: &mut Struct, keep: Keep, name: &'static str, value: Value, wa
     if keep.keeps(&value) {
         out.push(name, value);
     }
+}
+
+/// A field that failed: what of it decoded stays in a whole tree, and the
+/// error learns the field's name.
+fn keep_partial(out: &mut Struct, keep: Keep, name: &'static str, failure: Failure) -> DecodeError {
+    if keep == Keep::All {
+        out.fields
+            .extend(failure.partial.map(|value| Field { name, value }));
+    }
+    failure.error.within(PathSegment::Field(name))
 }
 
 /// The path segment for a struct's tagged-field section (KIP-482).
@@ -691,15 +693,7 @@ fn read_tagged_fields(
                         .within(PathSegment::Field(field.name)));
                 }
             }
-            Err(failure) => {
-                if keep == Keep::All {
-                    out.fields.extend(failure.partial.map(|value| Field {
-                        name: field.name,
-                        value,
-                    }));
-                }
-                return Err(failure.error.within(PathSegment::Field(field.name)));
-            }
+            Err(failure) => return Err(keep_partial(out, keep, field.name, *failure)),
         }
     }
     Ok(())
