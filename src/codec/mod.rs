@@ -527,7 +527,7 @@ fn skim_fast(
         records: options.records,
         budget: state.budget.get_mut(),
     };
-    if skim.run(&plan, &mut fast, &mut body).is_none() {
+    if skim.run(&plan, &mut fast, Some(&mut body)).is_none() {
         gather.clear();
         *state.budget.get_mut() = Budget::new(options.limits.max_decompressed);
         return None;

@@ -174,9 +174,15 @@ pub(super) struct Skim<'a> {
 }
 
 impl Skim<'_> {
-    /// Runs `plan` over a struct; the top level's kept values go to `out`.
-    /// `None` at the first thing the plan does not cover.
-    pub(super) fn run(&mut self, plan: &Plan, reader: &mut Reader, out: &mut Struct) -> Option<()> {
+    /// Runs `plan` over a struct; the top level's kept values go to `out`
+    /// (nested structs keep none). `None` at the first thing the plan does
+    /// not cover.
+    pub(super) fn run(
+        &mut self,
+        plan: &Plan,
+        reader: &mut Reader,
+        mut out: Option<&mut Struct>,
+    ) -> Option<()> {
         for step in &plan.steps {
             match step {
                 Step::Skip(len) => reader.skip(*len).ok()?,
@@ -194,7 +200,7 @@ impl Skim<'_> {
                             _ => {}
                         }
                     }
-                    if *keep {
+                    if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
                         out.push(name, value);
                     }
                 }
@@ -255,7 +261,7 @@ impl Skim<'_> {
 
     fn nested(&mut self, plan: &Plan, reader: &mut Reader) -> Option<()> {
         self.gather.enter_struct();
-        self.run(plan, reader, &mut Struct::default())?;
+        self.run(plan, reader, None)?;
         self.gather.leave_struct();
         Some(())
     }
