@@ -222,12 +222,6 @@ impl Gatherer {
         SPARE.with(Cell::take).unwrap_or_default()
     }
 
-    /// Forgets what was gathered, to start the message over.
-    pub fn clear(&mut self) {
-        self.summary = Summary::default();
-        self.depth = 0;
-    }
-
     /// The summary gathered, structs left open (by a walk that failed)
     /// closed; the gatherer becomes the thread's spare.
     pub fn finish(mut self) -> Summary {

@@ -8,11 +8,12 @@
 //! back up with the error, and each level adds its field name or index to the
 //! error's path, so the error names the exact field and byte offset.
 //!
-//! A message can also be skimmed (`DecodeOptions::skim`): the same walk, with
-//! the same checks, errors and violations, but instead of building the tree
-//! it hands topics, partitions, record sets and error codes to a
-//! [`Gatherer`] and keeps only the body's top-level numbers. Lines and
-//! statistics need no more, and a skim allocates next to nothing.
+//! A message can also be skimmed (`DecodeOptions::skim`) for what a summary
+//! needs: topics, partitions, record sets and error codes go to a
+//! [`Gatherer`] and the body keeps only its top-level numbers, with nothing
+//! else built ([`skim`]). A body the skim does not cover (anything that is
+//! an error or a violation) is decoded whole, and its summary is read from
+//! the tree.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -214,33 +215,6 @@ struct Walk<'a> {
     /// Where each field's bytes lie, recorded only when asked for
     /// ([`decode_message_spans`]): the hex view of the TUI highlights them.
     spans: Option<&'a RefCell<SpanLog>>,
-    /// The gatherer a skim hands its findings to, and the name of the
-    /// struct field being read (strings and arrays are reported under it).
-    gather: Option<&'a RefCell<Gatherer>>,
-    field: &'a Cell<&'static str>,
-}
-
-/// Which of a struct's values go into the tree.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Keep {
-    All,
-    /// Numbers, booleans and UUIDs: the top level of a skimmed body.
-    Scalars,
-    Nothing,
-}
-
-impl Keep {
-    #[inline]
-    fn keeps(self, value: &Value) -> bool {
-        match self {
-            Keep::All => true,
-            Keep::Scalars => matches!(
-                value,
-                Value::Int(_) | Value::Bool(_) | Value::Float(_) | Value::Uuid(_)
-            ),
-            Keep::Nothing => false,
-        }
-    }
 }
 
 /// Protocol violations found so far. Every field asks how many there are
@@ -392,19 +366,16 @@ pub struct DecodedMessage {
     /// such as a null where the schema does not allow one.
     pub violations: Vec<DecodeError>,
     /// What the message is about, when it was skimmed (`body` then holds
-    /// only its top-level numbers).
+    /// at least its top-level numbers).
     pub summary: Option<Summary>,
 }
 
 /// What a walk accumulates while it runs: violations, the decompression
-/// budget and, when asked for, field spans or a skim's findings. Each entry
-/// point owns one.
+/// budget and, when asked for, field spans. Each entry point owns one.
 struct WalkState {
     violations: Violations,
     budget: RefCell<Budget>,
     spans: Option<RefCell<SpanLog>>,
-    gather: Option<RefCell<Gatherer>>,
-    field: Cell<&'static str>,
 }
 
 impl WalkState {
@@ -413,8 +384,6 @@ impl WalkState {
             violations: Violations::default(),
             budget: RefCell::new(Budget::new(options.limits.max_decompressed)),
             spans: record_spans.then(|| RefCell::new(SpanLog::default())),
-            gather: (options.skim && !record_spans).then(|| RefCell::new(Gatherer::start())),
-            field: Cell::new(""),
         }
     }
 
@@ -431,8 +400,6 @@ impl WalkState {
             violations: &self.violations,
             budget: &self.budget,
             spans: self.spans.as_ref(),
-            gather: self.gather.as_ref(),
-            field: &self.field,
         }
     }
 }
@@ -444,14 +411,51 @@ pub fn decode_message(
     version: i16,
     options: &DecodeOptions,
 ) -> DecodedMessage {
-    decode_with(
+    if options.skim {
+        if let Some(skimmed) = skim_message(reader, spec, version, options) {
+            return skimmed;
+        }
+    }
+    let mut decoded = decode_with(
         reader,
         spec,
         version,
         options,
         WalkState::new(options, false),
     )
-    .0
+    .0;
+    if options.skim {
+        decoded.summary = Some(Summary::of_tree(&decoded.body));
+    }
+    decoded
+}
+
+/// Skims a body by its plan ([`skim`]); `None`, with `reader` as it was,
+/// for a body no plan covers.
+fn skim_message(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+) -> Option<DecodedMessage> {
+    let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
+    let mut fast = reader.clone();
+    let mut body = Struct::default();
+    let mut gather = Gatherer::start();
+    gather.enter_struct();
+    let mut skim = skim::Skim {
+        gather: &mut gather,
+        records: options.records,
+        budget: &mut Budget::new(options.limits.max_decompressed),
+    };
+    skim.run(&plan, &mut fast, Some(&mut body))?;
+    *reader = fast;
+    Some(DecodedMessage {
+        body,
+        error: None,
+        violations: Vec::new(),
+        summary: Some(gather.finish()),
+    })
 }
 
 /// [`decode_message`], also recording where every field, array item and
@@ -480,26 +484,21 @@ fn decode_with(
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-    mut state: WalkState,
+    state: WalkState,
 ) -> (DecodedMessage, Vec<FieldSpan>) {
-    if let Some(summary) = skim_fast(reader, spec, version, options, &mut state) {
-        return summary;
-    }
     let mut body = Struct::default();
-    let walk = state.walk(spec, version, options);
-    let keep = match walk.gather {
-        Some(gather) => {
-            gather.borrow_mut().enter_struct();
-            Keep::Scalars
-        }
-        None => Keep::All,
-    };
-    let error = read_struct(reader, spec.body, &walk, &mut body, keep).err();
+    let error = read_struct(
+        reader,
+        spec.body,
+        &state.walk(spec, version, options),
+        &mut body,
+    )
+    .err();
     let decoded = DecodedMessage {
         body,
         error,
         violations: state.violations.into_list(),
-        summary: state.gather.map(|gather| gather.into_inner().finish()),
+        summary: None,
     };
     let spans = state
         .spans
@@ -508,65 +507,25 @@ fn decode_with(
     (decoded, spans)
 }
 
-/// A skim by the body's plan ([`skim`]), when it has one and the body is
-/// one the plan covers; `None` leaves `reader` and `state` as they were.
-fn skim_fast(
-    reader: &mut Reader,
-    spec: &MessageSpec,
-    version: i16,
-    options: &DecodeOptions,
-    state: &mut WalkState,
-) -> Option<(DecodedMessage, Vec<FieldSpan>)> {
-    let gather = state.gather.as_mut()?.get_mut();
-    let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
-    let mut fast = reader.clone();
-    let mut body = Struct::default();
-    gather.enter_struct();
-    let mut skim = skim::Skim {
-        gather,
-        records: options.records,
-        budget: state.budget.get_mut(),
-    };
-    if skim.run(&plan, &mut fast, Some(&mut body)).is_none() {
-        gather.clear();
-        *state.budget.get_mut() = Budget::new(options.limits.max_decompressed);
-        return None;
-    }
-    *reader = fast;
-    let decoded = DecodedMessage {
-        body,
-        error: None,
-        violations: Vec::new(),
-        summary: state
-            .gather
-            .take()
-            .map(|gather| gather.into_inner().finish()),
-    };
-    Some((decoded, Vec::new()))
-}
-
 fn read_struct(
     reader: &mut Reader,
     spec: &StructSpec,
     walk: &Walk,
     out: &mut Struct,
-    keep: Keep,
 ) -> Result<(), DecodeError> {
-    if keep != Keep::Nothing {
-        // Exactly the fields this version has: a struct of one small field
-        // would otherwise grow room for four, which for an array of such
-        // structs makes the tree several times larger than it need be.
-        let count = spec
-            .fields
-            .iter()
-            .filter(|field| walk.in_body(field))
-            .count();
-        // (A fresh vector is allocated outright, cheaper than growing one.)
-        if out.fields.capacity() == 0 {
-            out.fields = Vec::with_capacity(count);
-        } else {
-            out.fields.reserve_exact(count);
-        }
+    // Exactly the fields this version has: a struct of one small field
+    // would otherwise grow room for four, which for an array of such
+    // structs makes the tree several times larger than it need be.
+    let count = spec
+        .fields
+        .iter()
+        .filter(|field| walk.in_body(field))
+        .count();
+    // (A fresh vector is allocated outright, cheaper than growing one.)
+    if out.fields.capacity() == 0 {
+        out.fields = Vec::with_capacity(count);
+    } else {
+        out.fields.reserve_exact(count);
     }
     for field in spec.fields {
         if !walk.in_body(field) {
@@ -576,23 +535,24 @@ fn read_struct(
         let since = walk.violation_count();
         let start = reader.offset();
         walk.enter(PathSegment::Field(field.name));
-        if walk.gather.is_some() {
-            walk.field.set(field.name);
-        }
         let read = read_value(reader, &field.ty, nullable, walk.compact(field), walk);
         walk.leave(start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
-            // (A whole tree, the common case, takes every value as it is.)
-            Ok(value) if walk.gather.is_none() => out.push(field.name, value),
-            Ok(value) => take_field(out, keep, field.name, value, walk),
-            Err(failure) => return Err(keep_partial(out, keep, field.name, *failure)),
+            Ok(value) => out.push(field.name, value),
+            Err(failure) => {
+                out.fields.extend(failure.partial.map(|value| Field {
+                    name: field.name,
+                    value,
+                }));
+                return Err(failure.error.within(PathSegment::Field(field.name)));
+            }
         }
     }
     if walk.flexible {
         // A failure in the section itself (its count, a tag or a size) has
         // no field to name; say it was the tagged fields.
-        read_tagged_fields(reader, spec, walk, out, keep).map_err(|error| {
+        read_tagged_fields(reader, spec, walk, out).map_err(|error| {
             if error.path.is_empty() {
                 error.within(PathSegment::Field(TAGGED_FIELDS))
             } else {
@@ -601,33 +561,6 @@ fn read_struct(
         })?;
     }
     Ok(())
-}
-
-/// Puts a field's value into the tree as `keep` says, after a skim has
-/// handed its number to the gatherer (strings, arrays, structs and record
-/// sets are reported while they are read).
-#[inline(always)]
-fn take_field(out: &mut Struct, keep: Keep, name: &'static str, value: Value, walk: &Walk) {
-    if let Some(gather) = walk.gather {
-        match &value {
-            Value::Int(number) => gather.borrow_mut().int(name, *number),
-            Value::Uuid(uuid) => gather.borrow_mut().uuid(name, uuid),
-            _ => {}
-        }
-    }
-    if keep.keeps(&value) {
-        out.push(name, value);
-    }
-}
-
-/// A field that failed: what of it decoded stays in a whole tree, and the
-/// error learns the field's name.
-fn keep_partial(out: &mut Struct, keep: Keep, name: &'static str, failure: Failure) -> DecodeError {
-    if keep == Keep::All {
-        out.fields
-            .extend(failure.partial.map(|value| Field { name, value }));
-    }
-    failure.error.within(PathSegment::Field(name))
 }
 
 /// The path segment for a struct's tagged-field section (KIP-482).
@@ -640,12 +573,9 @@ fn read_tagged_fields(
     spec: &StructSpec,
     walk: &Walk,
     out: &mut Struct,
-    keep: Keep,
 ) -> Result<(), DecodeError> {
     let count = reader.unsigned_varint()?;
     reader.check_count(u64::from(count))?;
-    // Known tags read so far (a skimmed tree does not hold them).
-    let mut seen: Vec<u32> = Vec::new();
     for _ in 0..count {
         let tag_start = reader.offset();
         let tag = reader.unsigned_varint()?;
@@ -659,7 +589,7 @@ fn read_tagged_fields(
         // A known tag sent twice is a violation (KIP-482: a tag appears at
         // most once); the repeat is kept raw, beside the first, so that the
         // tree has one field per name and the frame re-encodes as it was.
-        let repeated = known.filter(|_| seen.contains(&tag));
+        let repeated = known.filter(|field| out.get(field.name).is_some());
         if let Some(field) = repeated {
             let violation = DecodeError::new(tag_start, DecodeErrorKind::RepeatedTag(tag));
             walk.violate(violation.within(PathSegment::Field(field.name)));
@@ -667,33 +597,35 @@ fn read_tagged_fields(
         let Some(field) = known.filter(|_| repeated.is_none()) else {
             walk.enter(PathSegment::Tag(tag));
             walk.leave(tag_start, reader.offset());
-            if keep == Keep::All {
-                out.unknown_tags.push(RawTag {
-                    tag,
-                    data: data.take_rest(),
-                });
-            }
+            out.unknown_tags.push(RawTag {
+                tag,
+                data: data.take_rest(),
+            });
             continue;
         };
-        seen.push(tag);
         let nullable = field.nullable.contains(walk.version);
         let since = walk.violation_count();
         walk.enter(PathSegment::Field(field.name));
-        walk.field.set(field.name);
         let read = read_value(&mut data, &field.ty, nullable, true, walk);
         // The tag and size prefix belong to the field.
         walk.leave(tag_start, reader.offset());
         walk.scope_violations(since, PathSegment::Field(field.name));
         match read {
             Ok(value) => {
-                take_field(out, keep, field.name, value, walk);
+                out.push(field.name, value);
                 if !data.is_empty() {
                     let kind = DecodeErrorKind::TaggedFieldTrailing(data.remaining());
                     return Err(DecodeError::new(data.offset(), kind)
                         .within(PathSegment::Field(field.name)));
                 }
             }
-            Err(failure) => return Err(keep_partial(out, keep, field.name, *failure)),
+            Err(failure) => {
+                out.fields.extend(failure.partial.map(|value| Field {
+                    name: field.name,
+                    value,
+                }));
+                return Err(failure.error.within(PathSegment::Field(field.name)));
+            }
         }
     }
     Ok(())
@@ -792,36 +724,18 @@ fn read_sized_value(
             None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
-                let text = reader.str(len)?;
-                match walk.gather {
-                    Some(gather) => {
-                        gather.borrow_mut().text(walk.field.get(), text);
-                        Value::Null
-                    }
-                    None => Value::String(text.to_owned()),
-                }
+                Value::String(reader.str(len)?.to_owned())
             }
         },
         FieldType::Bytes | FieldType::Records => match read_length(reader, compact, true)? {
             None => return null_value(nullable, start, walk),
             Some(len) => {
                 let len = reader.check_length(len)?;
-                let records = matches!(ty, FieldType::Records);
-                if !records && walk.gather.is_some() {
-                    reader.skip(len)?;
-                    return Ok(Value::Null);
-                }
                 let data = reader.take(len)?;
-                if !records {
-                    return Ok(Value::Bytes(data));
-                }
-                let records = read_records(data, walk);
-                match walk.gather {
-                    Some(gather) => {
-                        gather.borrow_mut().records(&records);
-                        Value::Null
-                    }
-                    None => Value::Records(Box::new(records)),
+                if matches!(ty, FieldType::Records) {
+                    Value::Records(Box::new(read_records(data, walk)))
+                } else {
+                    Value::Bytes(data)
                 }
             }
         },
@@ -830,26 +744,14 @@ fn read_sized_value(
             if nullable && reader.i8()? < 0 {
                 return Ok(Value::Null);
             }
-            if let Some(gather) = walk.gather {
-                gather.borrow_mut().enter_struct();
-                read_struct(reader, spec, walk, &mut Struct::default(), Keep::Nothing)?;
-                gather.borrow_mut().leave_struct();
-                return Ok(Value::Null);
-            }
             let mut inner = Struct::default();
-            if let Err(error) = read_struct(reader, spec, walk, &mut inner, Keep::All) {
+            if let Err(error) = read_struct(reader, spec, walk, &mut inner) {
                 return Err(Box::new(Failure {
                     partial: Some(Value::Struct(inner)),
                     error,
                 }));
             }
             Value::Struct(inner)
-        }
-        FieldType::Array(element) if walk.gather.is_some() => {
-            match read_length(reader, compact, true)? {
-                None => return null_value(nullable, start, walk),
-                Some(count) => skim_array(reader, element, count, compact, walk)?,
-            }
         }
         FieldType::Array(element) => match read_length(reader, compact, true)? {
             None => return null_value(nullable, start, walk),
@@ -886,44 +788,6 @@ fn read_sized_value(
         },
     };
     Ok(value)
-}
-
-/// Skims the `count` elements of an array (see [`read_sized_value`]),
-/// telling the gatherer that the array begins.
-fn skim_array(
-    reader: &mut Reader,
-    element: &FieldType,
-    count: u64,
-    compact: bool,
-    walk: &Walk,
-) -> Decoded {
-    let count = reader.check_count(count)?;
-    if let Some(gather) = walk.gather {
-        gather.borrow_mut().array(walk.field.get());
-    }
-    // Numbers in an array tell a summary nothing: when they are all there,
-    // they are stepped over at once (else read one by one, for the error).
-    let whole = element
-        .fixed_size()
-        .and_then(|size| size.checked_mul(count))
-        .filter(|len| *len <= reader.remaining());
-    if let Some(len) = whole {
-        reader.skip(len)?;
-        return Ok(Value::Null);
-    }
-    // Elements have no field name of their own.
-    walk.field.set("");
-    for index in 0..count {
-        let since = walk.violation_count();
-        let read = read_value(reader, element, false, compact, walk);
-        walk.scope_violations(since, PathSegment::Index(index));
-        if let Err(mut failure) = read {
-            failure.partial = None;
-            failure.error = failure.error.within(PathSegment::Index(index));
-            return Err(failure);
-        }
-    }
-    Ok(Value::Null)
 }
 
 /// Arrays of at most this many elements get room for all of them without

@@ -1,11 +1,11 @@
-//! The fast path of a skim (`DecodeOptions::skim`): each body layout (a
-//! struct spec at one version) is turned once into a plan, a list of steps
-//! in which the fixed-size fields a summary never asks for are merged into
-//! byte counts to step over, and only what the [`Gatherer`] wants is read.
-//! A plan covers well-formed bodies only: at the first thing that would be
-//! an error or a violation (a length past the end, a null where none is
-//! allowed, bad UTF-8, a tagged field) it gives up, and the codec's full
-//! walk reads the body again and reports it as always.
+//! Skimming (`DecodeOptions::skim`): each body layout (a struct spec at
+//! one version) is turned once into a plan, a list of steps in which the
+//! fixed-size fields a summary never asks for are merged into byte counts
+//! to step over, and only what the [`Gatherer`] wants is read. A plan
+//! covers well-formed bodies only: at the first thing that would be an
+//! error or a violation (a length past the end, a null where none is
+//! allowed, bad UTF-8, a tagged field) it gives up, and the codec decodes
+//! the body whole and reports it as always.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
