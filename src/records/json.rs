@@ -129,6 +129,18 @@ fn write_compression<S: JsonSink>(w: &mut S, c: Compression) {
     }
 }
 
+/// `crc` and `crc_ok`, and when they differ, the CRC the bytes have.
+fn write_crc<S: JsonSink>(w: &mut S, crc: u32, ok: bool, computed: u32) {
+    w.key("crc");
+    w.uint(u64::from(crc));
+    w.key("crc_ok");
+    w.bool(ok);
+    if !ok {
+        w.key("crc_computed");
+        w.uint(u64::from(computed));
+    }
+}
+
 fn write_batch<S: JsonSink>(w: &mut S, batch: &Batch) {
     w.begin_object();
     w.key("magic");
@@ -147,14 +159,7 @@ fn write_batch<S: JsonSink>(w: &mut S, batch: &Batch) {
         w.key("partition_leader_epoch");
         w.int(i64::from(batch.partition_leader_epoch));
     }
-    w.key("crc");
-    w.uint(u64::from(batch.crc));
-    w.key("crc_ok");
-    w.bool(batch.crc_ok);
-    if !batch.crc_ok {
-        w.key("crc_computed");
-        w.uint(u64::from(batch.crc_computed));
-    }
+    write_crc(w, batch.crc, batch.crc_ok, batch.crc_computed);
     w.key("compression");
     write_compression(w, batch.compression());
     if batch.magic >= 1 {
@@ -251,14 +256,7 @@ fn write_record<S: JsonSink>(w: &mut S, r: RecordRef<'_>) {
             w.key("attributes");
             w.uint(u64::from(l.attributes));
         }
-        w.key("crc");
-        w.uint(u64::from(l.crc));
-        w.key("crc_ok");
-        w.bool(l.crc_ok);
-        if !l.crc_ok {
-            w.key("crc_computed");
-            w.uint(u64::from(l.crc_computed));
-        }
+        write_crc(w, l.crc, l.crc_ok, l.crc_computed);
     } else if r.record.attributes != 0 {
         w.key("attributes");
         w.int(i64::from(r.record.attributes));
