@@ -70,7 +70,7 @@ pub struct Exchange {
     pub lost: bool,
     /// Decoded SASL tokens: for SaslAuthenticate, and for the raw tokens
     /// that follow a SaslHandshake v0 (see `session`).
-    pub sasl: Option<crate::sasl::SaslExchange>,
+    pub sasl: Option<Box<crate::sasl::SaslExchange>>,
     /// What the exchange is about, when its messages were skimmed
     /// (`DecodeOptions::skim`) rather than decoded into trees; see
     /// [`Exchange::summary`].

@@ -1920,13 +1920,13 @@ impl Conn {
                 schema::PRODUCE_KEY => no_response = body.int("acks") == Some(0),
                 SASL_HANDSHAKE_KEY => self.mechanism = body.str("mechanism").map(str::to_owned),
                 SASL_AUTHENTICATE_KEY => {
-                    exchange.sasl = Some(SaslExchange {
+                    exchange.sasl = Some(Box::new(SaslExchange {
                         mechanism: self.mechanism.clone(),
                         framing: SaslFraming::Authenticate,
                         client: auth_bytes(body)
                             .map(|token| self.decode_token(Sender::Client, token, shared)),
                         server: None,
-                    });
+                    }));
                 }
                 _ => {}
             }
@@ -2230,12 +2230,12 @@ impl Conn {
                 let mut exchange = self.new_exchange(id, SASL_HANDSHAKE_KEY, version, -1);
                 exchange.request = Some(message_at);
                 exchange.packets = cut.packets;
-                exchange.sasl = Some(SaslExchange {
+                exchange.sasl = Some(Box::new(SaslExchange {
                     mechanism: self.mechanism.clone(),
                     framing: SaslFraming::Raw,
                     client: Some(message),
                     server: None,
-                });
+                }));
                 let mut overflow = None;
                 if let Some(raw) = &mut self.raw_sasl {
                     if raw.pending.len() >= MAX_PENDING_SASL {
@@ -2259,12 +2259,12 @@ impl Conn {
                     exchange.response = Some(message_at);
                     exchange.state = ExchangeState::RequestMissing;
                     exchange.packets = cut.packets;
-                    exchange.sasl = Some(SaslExchange {
+                    exchange.sasl = Some(Box::new(SaslExchange {
                         mechanism: self.mechanism.clone(),
                         framing: SaslFraming::Raw,
                         client: None,
                         server: Some(message),
-                    });
+                    }));
                     return self.emit(exchange, out);
                 };
                 let done = authentication_done(self.mechanism.as_deref(), &message);
@@ -3375,7 +3375,7 @@ mod tests {
         let lines: Vec<String> = result
             .exchanges
             .iter()
-            .filter_map(|e| e.sasl.as_ref().map(SaslExchange::line))
+            .filter_map(|e| e.sasl.as_deref().map(SaslExchange::line))
             .collect();
         assert_eq!(
             lines,

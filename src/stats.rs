@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
+use compact_str::CompactString;
 use serde_json::{json, Value as Json};
 
 use crate::exchange::{
@@ -40,7 +41,7 @@ pub struct Stats {
     apis: BTreeMap<i16, ApiStats>,
     all_latency: Histogram,
     errors: BTreeMap<i16, ErrorStats>,
-    partitions: BTreeMap<(String, i32), PartitionStats>,
+    partitions: BTreeMap<(CompactString, i32), PartitionStats>,
     partitions_overflow: PartitionStats,
     clients: BTreeMap<String, u64>,
     clients_overflow: u64,
@@ -191,7 +192,7 @@ impl Stats {
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionStats> {
-        self.partitions.get(&(topic.to_owned(), partition))
+        self.partitions.get(&(CompactString::from(topic), partition))
     }
 
     /// Exchanges per client id.
@@ -325,7 +326,7 @@ impl Stats {
             ]
         };
         for ((topic, partition), stats) in &self.partitions {
-            table.row(partition_row(topic.clone(), partition.to_string(), stats));
+            table.row(partition_row(topic.to_string(), partition.to_string(), stats));
         }
         if self.partitions_overflow != PartitionStats::default() {
             table.row(partition_row(
@@ -485,7 +486,7 @@ impl Stats {
             .partitions
             .iter()
             .map(|((topic, partition), stats)| {
-                let mut object = json!({ "topic": topic, "partition": partition });
+                let mut object = json!({ "topic": topic.as_str(), "partition": partition });
                 if let (Some(object), Json::Object(tally)) =
                     (object.as_object_mut(), partition_json(stats))
                 {

@@ -6,8 +6,12 @@
 //! while the codec skims a message without building its tree: one set of
 //! rules, so lines and statistics read the same either way.
 
+use std::borrow::Borrow;
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::cmp::Ordering;
+
+use compact_str::CompactString;
+use smallvec::SmallVec;
 
 use crate::exchange::{error_name, push_int, push_uint};
 use crate::records::RecordSet;
@@ -18,12 +22,15 @@ use crate::value::{Struct, Value};
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
     /// Topic name (or topic id) to the partitions named under it.
-    pub topics: BTreeMap<String, Vec<i32>>,
+    pub topics: Listing<CompactString, Partitions>,
     /// Per topic-partition: records and their bytes (keys plus values).
-    pub records: BTreeMap<(String, i32), RecordTally>,
+    pub records: Listing<(CompactString, i32), RecordTally>,
     /// Non-zero error codes, each once, in order of appearance.
     pub errors: Vec<i16>,
 }
+
+/// A topic's partitions, each once, in order of appearance.
+pub type Partitions = SmallVec<[i32; 4]>;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RecordTally {
@@ -31,6 +38,86 @@ pub struct RecordTally {
     pub records: u64,
     /// Bytes of the record sets on the wire.
     pub bytes: u64,
+}
+
+/// A small map kept as a list sorted by key. A summary names one topic or
+/// a few, so one short list beats a tree's nodes; names are
+/// `CompactString`s, held inline up to 24 bytes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listing<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for Listing<K, V> {
+    fn default() -> Self {
+        Listing(Vec::new())
+    }
+}
+
+impl<K, V> Listing<K, V> {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The entries, by key.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + ExactSizeIterator {
+        self.0.iter().map(|(key, value)| (key, value))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.iter().map(|(key, _)| key)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, value)| value)
+    }
+
+    pub fn get<Q: Ord + ?Sized>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+    {
+        let at = self.find(|probe| probe.borrow().cmp(key)).ok()?;
+        self.0.get(at).map(|(_, value)| value)
+    }
+
+    pub fn contains_key<Q: Ord + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+    {
+        self.get(key).is_some()
+    }
+
+    /// Where the key that `order` finds equal is, or where it would go.
+    fn find(&self, order: impl Fn(&K) -> Ordering) -> Result<usize, usize> {
+        self.0.binary_search_by(|(probe, _)| order(probe))
+    }
+
+    /// The value under the key that `order` finds equal, inserted (its key
+    /// made by `key`, only then) when there is none.
+    fn entry(&mut self, order: impl Fn(&K) -> Ordering, key: impl FnOnce() -> K) -> &mut V
+    where
+        V: Default,
+    {
+        let at = match self.find(order) {
+            Ok(at) => at,
+            Err(at) => {
+                self.0.insert(at, (key(), V::default()));
+                at
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
+impl<'a, K, V> IntoIterator for &'a Listing<K, V> {
+    type Item = (&'a K, &'a V);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(key, value)| (key, value))
+    }
 }
 
 /// Field names that hold a topic's name or id in the message definitions,
@@ -61,11 +148,8 @@ impl Summary {
         for (topic, partitions) in &other.topics {
             self.note_partitions(topic, partitions);
         }
-        for (key, tally) in &other.records {
-            let mine = match self.records.get_mut(key) {
-                Some(mine) => mine,
-                None => self.records.entry(key.clone()).or_default(),
-            };
+        for ((topic, partition), tally) in &other.records {
+            let mine = self.tally_for(topic, *partition);
             mine.batches += tally.batches;
             mine.records += tally.records;
             mine.bytes += tally.bytes;
@@ -91,10 +175,9 @@ impl Summary {
     /// Lists `topic`, and `partitions` under it, each once and in order;
     /// the name is copied only when it is new.
     fn note_partitions(&mut self, topic: &str, partitions: &[i32]) {
-        let listed = match self.topics.get_mut(topic) {
-            Some(listed) => listed,
-            None => self.topics.entry(topic.to_owned()).or_default(),
-        };
+        let listed = self
+            .topics
+            .entry(|probe| probe.as_str().cmp(topic), || topic.into());
         for partition in partitions {
             if !listed.contains(partition) {
                 listed.push(*partition);
@@ -108,8 +191,15 @@ impl Summary {
         }
     }
 
-    fn tally(&mut self, key: (String, i32), records: &RecordSet) {
-        let tally = self.records.entry(key).or_default();
+    fn tally_for(&mut self, topic: &str, partition: i32) -> &mut RecordTally {
+        self.records.entry(
+            |(probe, index)| (probe.as_str(), *index).cmp(&(topic, partition)),
+            || (topic.into(), partition),
+        )
+    }
+
+    fn tally(&mut self, topic: &str, partition: i32, records: &RecordSet) {
+        let tally = self.tally_for(topic, partition);
         tally.batches += records.batches.len() as u64;
         tally.records += records.record_count() as u64;
         tally.bytes += records.raw.len() as u64;
@@ -262,11 +352,6 @@ impl Gatherer {
         self.frames.get_mut(self.depth.checked_sub(1)?)
     }
 
-    /// The structs being walked, innermost last.
-    fn open(&self) -> &[Frame] {
-        self.frames.get(..self.depth).unwrap_or_default()
-    }
-
     /// An integer field of the current struct.
     pub fn int(&mut self, field: &str, value: i64) {
         if value != 0 && is_error_field(field) {
@@ -334,7 +419,7 @@ impl Gatherer {
     /// A record set, counted against the nearest topic and the current
     /// struct's partition.
     pub fn records(&mut self, records: &RecordSet) {
-        let open = self.open();
+        let open = self.frames.get(..self.depth).unwrap_or_default();
         let (topic, partition) = match nearest_topic(open) {
             Some(topic) => {
                 let partition = open.last().and_then(|frame| frame.partition);
@@ -342,8 +427,7 @@ impl Gatherer {
             }
             None => ("?", -1),
         };
-        let key = (topic.to_owned(), partition);
-        self.summary.tally(key, records);
+        self.summary.tally(topic, partition, records);
     }
 
     /// Replays a decoded struct as the codec would walk it.
