@@ -380,8 +380,9 @@ fn write_addr<S: JsonSink>(w: &mut S, addr: SocketAddr) {
 }
 
 fn write_sizes<S: JsonSink>(w: &mut S, exchange: &Exchange) {
-    let missing =
-        |message: &Option<Message>| message.as_ref().map_or(0, |message| message.missing_bytes);
+    let missing = |message: &Option<Box<Message>>| {
+        message.as_ref().map_or(0, |message| message.missing_bytes)
+    };
     let size = |w: &mut S, size: Option<usize>| match size {
         Some(size) => w.uint(size as u64),
         None => w.null(),

@@ -57,8 +57,8 @@ pub struct Exchange {
     pub api_key: i16,
     pub api_version: i16,
     pub correlation_id: i32,
-    pub request: Option<Message>,
-    pub response: Option<Message>,
+    pub request: Option<Box<Message>>,
+    pub response: Option<Box<Message>>,
     pub state: ExchangeState,
     /// The response's API and version were inferred, not read from its
     /// request (which is not in the capture).
@@ -105,12 +105,12 @@ impl Exchange {
 
     /// The request frame's size on the wire, bytes lost included.
     pub fn request_size(&self) -> Option<usize> {
-        self.request.as_ref().map(Message::wire_size)
+        self.request.as_ref().map(|message| message.wire_size())
     }
 
     /// The response frame's size on the wire, bytes lost included.
     pub fn response_size(&self) -> Option<usize> {
-        self.response.as_ref().map(Message::wire_size)
+        self.response.as_ref().map(|message| message.wire_size())
     }
 
     /// The first decode error of either side.

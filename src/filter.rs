@@ -1157,15 +1157,17 @@ pub(crate) mod testing {
                 } else {
                     ExchangeState::ResponseMissing
                 },
-                request: Some(Message {
+                request: Some(Box::new(Message {
                     ts_ns: ts,
                     frame: request,
                     missing_bytes: 0,
-                }),
-                response: response.map(|frame| Message {
-                    ts_ns: ts + latency,
-                    frame,
-                    missing_bytes: 0,
+                })),
+                response: response.map(|frame| {
+                    Box::new(Message {
+                        ts_ns: ts + latency,
+                        frame,
+                        missing_bytes: 0,
+                    })
                 }),
                 inferred: false,
                 packets: Vec::new(),

@@ -2219,11 +2219,11 @@ impl Conn {
             trailing: Bytes::new(),
             summary: None,
         };
-        let message_at = Message {
+        let message_at = Box::new(Message {
             ts_ns: cut.ts_ns,
             frame,
             missing_bytes: 0,
-        };
+        });
         match sender {
             Sender::Client => {
                 let id = shared.next_id();
@@ -2394,13 +2394,20 @@ const TREE_APIS: &[i16] = &[
 ];
 
 /// A decoded frame as an exchange's message, secrets hidden unless asked for.
-fn message(mut decoded: DecodedFrame, ts_ns: i64, missing_bytes: u64, shared: &Shared) -> Message {
+/// A decoded frame as an exchange holds it: boxed, so that exchanges stay
+/// small to move.
+fn message(
+    mut decoded: DecodedFrame,
+    ts_ns: i64,
+    missing_bytes: u64,
+    shared: &Shared,
+) -> Box<Message> {
     hide_secrets(&mut decoded, shared.options.show_secrets);
-    Message {
+    Box::new(Message {
         ts_ns,
         frame: decoded,
         missing_bytes,
-    }
+    })
 }
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
@@ -3666,7 +3673,7 @@ mod tests {
         let skipped: Vec<&Message> = result
             .exchanges
             .iter()
-            .flat_map(|e| [&e.request, &e.response])
+            .flat_map(|e| [e.request.as_deref(), e.response.as_deref()])
             .flatten()
             .filter(|message| message.missing_bytes > 0)
             .collect();

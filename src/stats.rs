@@ -192,7 +192,8 @@ impl Stats {
     }
 
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionStats> {
-        self.partitions.get(&(CompactString::from(topic), partition))
+        self.partitions
+            .get(&(CompactString::from(topic), partition))
     }
 
     /// Exchanges per client id.
@@ -326,7 +327,11 @@ impl Stats {
             ]
         };
         for ((topic, partition), stats) in &self.partitions {
-            table.row(partition_row(topic.to_string(), partition.to_string(), stats));
+            table.row(partition_row(
+                topic.to_string(),
+                partition.to_string(),
+                stats,
+            ));
         }
         if self.partitions_overflow != PartitionStats::default() {
             table.row(partition_row(

@@ -212,8 +212,8 @@ fn check_findings(name: &str, exchanges: &[Exchange], findings: &[Finding]) -> u
     let mut beyond_definitions = 0;
     for exchange in exchanges {
         let sides = [
-            (Side::Request, &exchange.request),
-            (Side::Response, &exchange.response),
+            (Side::Request, exchange.request.as_deref()),
+            (Side::Response, exchange.response.as_deref()),
         ];
         for (side, message) in sides {
             let Some(Message { frame, .. }) = message else {

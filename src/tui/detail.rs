@@ -162,7 +162,7 @@ pub fn build(store: &Store, row: usize, options: &DecodeOptions) -> Detail {
             }
         }
     }
-    let frame = |m: &Option<Message>| m.as_ref().map(|m| m.frame.raw.clone());
+    let frame = |m: &Option<Box<Message>>| m.as_ref().map(|m| m.frame.raw.clone());
     Detail {
         row,
         request: frame(&exchange.request),

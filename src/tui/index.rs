@@ -354,7 +354,7 @@ impl Ingest {
         symbol
     }
 
-    fn push_raw(&mut self, message: &Option<Message>) -> RawRef {
+    fn push_raw(&mut self, message: &Option<Box<Message>>) -> RawRef {
         let Some(message) = message else {
             return RawRef::ABSENT;
         };
@@ -450,7 +450,7 @@ impl Ingest {
         self.batch
             .packets
             .extend(exchange.packets.iter().take(packet_count));
-        let size = |message: &Option<Message>| {
+        let size = |message: &Option<Box<Message>>| {
             message
                 .as_ref()
                 .map_or(NONE, |m| u32::try_from(m.wire_size()).unwrap_or(NONE - 1))
@@ -643,24 +643,28 @@ impl Store {
             return None;
         }
         let (client, broker) = self.endpoints(row);
-        let request = self.raw(row.request).map(|raw| Message {
-            ts_ns: row.ts_ns,
-            frame: frame::decode_request(Bytes::copy_from_slice(raw), options),
-            missing_bytes: 0,
+        let request = self.raw(row.request).map(|raw| {
+            Box::new(Message {
+                ts_ns: row.ts_ns,
+                frame: frame::decode_request(Bytes::copy_from_slice(raw), options),
+                missing_bytes: 0,
+            })
         });
         let response_ts = match (&request, row.latency()) {
             (Some(_), Some(latency)) => row.ts_ns + latency,
             _ => row.ts_ns,
         };
-        let response = self.raw(row.response).map(|raw| Message {
-            ts_ns: response_ts,
-            frame: frame::decode_response(
-                Bytes::copy_from_slice(raw),
-                row.api_key,
-                row.api_version,
-                options,
-            ),
-            missing_bytes: 0,
+        let response = self.raw(row.response).map(|raw| {
+            Box::new(Message {
+                ts_ns: response_ts,
+                frame: frame::decode_response(
+                    Bytes::copy_from_slice(raw),
+                    row.api_key,
+                    row.api_version,
+                    options,
+                ),
+                missing_bytes: 0,
+            })
         });
         Some(Exchange {
             id: row.id,

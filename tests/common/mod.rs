@@ -216,14 +216,17 @@ pub fn compare(exchanges: &[Exchange], oracle: &[OracleConnection]) -> Outcome {
                         .as_ref()
                         .is_some_and(|sasl| sasl.framing == SaslFraming::Raw);
                     let same =
-                        |frame: Option<&String>, message: &Option<kwire::exchange::Message>| match (
+                        |frame: Option<&String>, message: Option<&kwire::exchange::Message>| match (
                             frame, message,
                         ) {
                             (Some(frame), Some(message)) => same_frame(&message.frame, frame),
                             (None, None) => true,
                             _ => false,
                         };
-                    if raw && same(client, &exchange.request) && same(server, &exchange.response) {
+                    if raw
+                        && same(client, exchange.request.as_deref())
+                        && same(server, exchange.response.as_deref())
+                    {
                         outcome.frames +=
                             usize::from(client.is_some()) + usize::from(server.is_some());
                     } else {
