@@ -354,14 +354,21 @@ impl Gatherer {
 
     /// An integer field of the current struct.
     pub fn int(&mut self, field: &str, value: i64) {
-        if value != 0 && is_error_field(field) {
-            if let Ok(code) = i16::try_from(value) {
-                self.summary.note_error(code);
-            }
-            return;
+        if let Some(role) = number_role(field) {
+            self.number(role, value);
         }
-        let Some(rank) = PARTITION_FIELDS.iter().position(|name| *name == field) else {
-            return;
+    }
+
+    /// An integer field whose role is known ([`number_role`]).
+    pub fn number(&mut self, role: NumberRole, value: i64) {
+        let rank = match role {
+            NumberRole::Error => {
+                if let Ok(code @ (..=-1 | 1..)) = i16::try_from(value) {
+                    self.summary.note_error(code);
+                }
+                return;
+            }
+            NumberRole::Partition(rank) => rank,
         };
         let Some(frame) = self.current() else {
             return;
@@ -381,20 +388,31 @@ impl Gatherer {
 
     /// A text field of the current struct.
     pub fn text(&mut self, field: &str, value: &str) {
-        self.topic_field(field, |buffer| buffer.push_str(value));
+        if let Some(rank) = topic_rank(field) {
+            self.topic_text(rank, value);
+        }
     }
 
     /// A UUID field of the current struct: a topic id is shown in base64.
     pub fn uuid(&mut self, field: &str, value: &[u8; 16]) {
-        self.topic_field(field, |buffer| {
+        if let Some(rank) = topic_rank(field) {
+            self.topic_uuid(rank, value);
+        }
+    }
+
+    /// A text field that can name a topic, of rank `rank` ([`topic_rank`]).
+    pub fn topic_text(&mut self, rank: usize, value: &str) {
+        self.topic_field(rank, |buffer| buffer.push_str(value));
+    }
+
+    /// A UUID field that can name a topic, of rank `rank`.
+    pub fn topic_uuid(&mut self, rank: usize, value: &[u8; 16]) {
+        self.topic_field(rank, |buffer| {
             buffer.push_str(&crate::value::uuid_to_base64(value))
         });
     }
 
-    fn topic_field(&mut self, field: &str, write: impl FnOnce(&mut String)) {
-        let Some(rank) = TOPIC_FIELDS.iter().position(|name| *name == field) else {
-            return;
-        };
+    fn topic_field(&mut self, rank: usize, write: impl FnOnce(&mut String)) {
         let Some(frame) = self.current() else {
             return;
         };
@@ -461,15 +479,31 @@ impl Gatherer {
     }
 }
 
-/// Whether an integer field named `field` can matter to a summary (an error
-/// code or a partition index): a walk may skip the others unread.
-pub fn asks_for_number(field: &str) -> bool {
-    is_error_field(field) || PARTITION_FIELDS.contains(&field)
+/// What an integer field can tell a summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberRole {
+    /// An error code: counted when not 0.
+    Error,
+    /// A partition index, of this rank in `PARTITION_FIELDS`.
+    Partition(usize),
 }
 
-/// Whether a text or UUID field named `field` can name a topic.
-pub fn asks_for_text(field: &str) -> bool {
-    TOPIC_FIELDS.contains(&field)
+/// What an integer field named `field` can tell a summary: `None` for the
+/// fields a walk may skip unread.
+pub fn number_role(field: &str) -> Option<NumberRole> {
+    if is_error_field(field) {
+        return Some(NumberRole::Error);
+    }
+    PARTITION_FIELDS
+        .iter()
+        .position(|name| *name == field)
+        .map(NumberRole::Partition)
+}
+
+/// Whether a text or UUID field named `field` can name a topic: its rank
+/// in `TOPIC_FIELDS`, the likelier first.
+pub fn topic_rank(field: &str) -> Option<usize> {
+    TOPIC_FIELDS.iter().position(|name| *name == field)
 }
 
 /// Whether an array field named `field` can hold partitions.

@@ -686,17 +686,25 @@ fn read_value(
 fn read_fixed(reader: &mut Reader, ty: &FieldType) -> Result<Option<Value>, WireError> {
     let value = match ty {
         FieldType::Bool => Value::Bool(reader.u8()? != 0),
-        FieldType::Int8 => Value::Int(i64::from(reader.i8()?)),
-        FieldType::Int16 => Value::Int(i64::from(reader.i16()?)),
-        FieldType::Uint16 => Value::Int(i64::from(reader.u16()?)),
-        FieldType::Int32 => Value::Int(i64::from(reader.i32()?)),
-        FieldType::Uint32 => Value::Int(i64::from(reader.u32()?)),
-        FieldType::Int64 => Value::Int(reader.i64()?),
         FieldType::Float64 => Value::Float(reader.f64()?),
         FieldType::Uuid => Value::Uuid(reader.uuid()?),
-        _ => return Ok(None),
+        _ => return Ok(read_int(reader, ty)?.map(Value::Int)),
     };
     Ok(Some(value))
+}
+
+/// Reads an integer field; `None` for a type that is not one.
+fn read_int(reader: &mut Reader, ty: &FieldType) -> Result<Option<i64>, WireError> {
+    let int = match ty {
+        FieldType::Int8 => i64::from(reader.i8()?),
+        FieldType::Int16 => i64::from(reader.i16()?),
+        FieldType::Uint16 => i64::from(reader.u16()?),
+        FieldType::Int32 => i64::from(reader.i32()?),
+        FieldType::Uint32 => i64::from(reader.u32()?),
+        FieldType::Int64 => reader.i64()?,
+        _ => return Ok(None),
+    };
+    Ok(Some(int))
 }
 
 /// Reads a value that has a length, a count or fields: strings, bytes,

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
-use super::{decode_records, read_fixed, read_length, RecordsMode};
+use super::{decode_records, read_fixed, read_int, read_length, RecordsMode};
 use crate::records::Budget;
 use crate::schema::{FieldType, StructSpec};
-use crate::summary::{asks_for_array, asks_for_number, asks_for_text, Gatherer};
+use crate::summary::{asks_for_array, number_role, topic_rank, Gatherer, NumberRole};
 use crate::value::{Struct, Value};
 use crate::wire::Reader;
 
@@ -34,14 +34,14 @@ enum Step {
     Fixed {
         name: &'static str,
         ty: &'static FieldType,
-        gather: bool,
+        gather: Option<Ask>,
         keep: bool,
     },
     Text {
-        name: &'static str,
         compact: bool,
         nullable: bool,
-        gather: bool,
+        /// Its rank as a topic field, when it can name a topic.
+        topic: Option<usize>,
     },
     Bytes {
         compact: bool,
@@ -64,6 +64,14 @@ enum Step {
     },
     /// A flexible struct's tagged-field section, which must be empty.
     NoTags,
+}
+
+/// What the gatherer asks of a fixed-size field, worked out once per plan.
+#[derive(Clone, Copy, Debug)]
+enum Ask {
+    Number(NumberRole),
+    /// A topic id, of this rank as a topic field.
+    TopicId(usize),
 }
 
 #[derive(Debug)]
@@ -139,10 +147,9 @@ fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -
             .map_or(flexible, |versions| versions.contains(version));
         let step = match &field.ty {
             FieldType::String => Step::Text {
-                name,
                 compact,
                 nullable,
-                gather: asks_for_text(name),
+                topic: topic_rank(name),
             },
             FieldType::Bytes => Step::Bytes { compact, nullable },
             FieldType::Records => Step::Records { compact, nullable },
@@ -165,12 +172,12 @@ fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -
             },
             fixed => {
                 let gather = match fixed {
-                    FieldType::Uuid => asks_for_text(name),
-                    FieldType::Bool | FieldType::Float64 => false,
-                    _ => asks_for_number(name),
+                    FieldType::Uuid => topic_rank(name).map(Ask::TopicId),
+                    FieldType::Bool | FieldType::Float64 => None,
+                    _ => number_role(name).map(Ask::Number),
                 };
                 let size = fixed.fixed_size()?;
-                if !gather && !top {
+                if gather.is_none() && !top {
                     match steps.last_mut() {
                         Some(Step::Skip(run)) => *run += size,
                         _ => steps.push(Step::Skip(size)),
@@ -219,27 +226,34 @@ impl Skim<'_> {
                     gather,
                     keep,
                 } => {
+                    // A number only gathered needs no value built.
+                    if let (Some(Ask::Number(role)), false) = (gather, keep) {
+                        let number = read_int(reader, ty).ok()??;
+                        self.gather.number(*role, number);
+                        continue;
+                    }
                     let value = read_fixed(reader, ty).ok()??;
-                    if *gather {
-                        match &value {
-                            Value::Int(number) => self.gather.int(name, *number),
-                            Value::Uuid(uuid) => self.gather.uuid(name, uuid),
-                            _ => {}
+                    match (gather, &value) {
+                        (Some(Ask::Number(role)), Value::Int(number)) => {
+                            self.gather.number(*role, *number)
                         }
+                        (Some(Ask::TopicId(rank)), Value::Uuid(uuid)) => {
+                            self.gather.topic_uuid(*rank, uuid)
+                        }
+                        _ => {}
                     }
                     if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
                         out.push(name, value);
                     }
                 }
                 Step::Text {
-                    name,
                     compact,
                     nullable,
-                    gather,
+                    topic,
                 } => {
                     let text = text(reader, *compact, *nullable)?;
-                    if let Some(text) = text.filter(|_| *gather) {
-                        self.gather.text(name, text);
+                    if let (Some(rank), Some(text)) = (topic, text) {
+                        self.gather.topic_text(*rank, text);
                     }
                 }
                 Step::Bytes { compact, nullable } => {
