@@ -381,9 +381,11 @@ const SPACES: &str = "                                ";
 fn pad_right(out: &mut String, width: usize, write: impl FnOnce(&mut String)) {
     let start = out.len();
     write(out);
-    let written = columns(&out[start..]);
-    for _ in written..width {
-        out.push(' ');
+    let mut missing = width.saturating_sub(columns(&out[start..]));
+    while missing > 0 {
+        let spaces = SPACES.get(..missing).unwrap_or(SPACES);
+        out.push_str(spaces);
+        missing -= spaces.len();
     }
 }
 
