@@ -354,7 +354,14 @@ impl Gatherer {
 
     /// An integer field of the current struct.
     pub fn int(&mut self, field: &str, value: i64) {
-        if let Some(role) = number_role(field) {
+        // Most numbers are neither, and an error code of 0 counts for
+        // nothing: then only a partition field can matter.
+        let role = if value == 0 {
+            partition_rank(field).map(NumberRole::Partition)
+        } else {
+            number_role(field)
+        };
+        if let Some(role) = role {
             self.number(role, value);
         }
     }
@@ -466,9 +473,18 @@ impl Gatherer {
             Value::Array(items) => {
                 self.array(field);
                 // Items have no field name: only structs and record sets
-                // among them can tell anything.
-                for item in items {
-                    if matches!(item, Value::Struct(_) | Value::Array(_) | Value::Records(_)) {
+                // among them can tell anything. An array's items are all
+                // of one type, so an array of numbers or strings is passed
+                // over whole.
+                let telling = |item: &Value| {
+                    matches!(item, Value::Struct(_) | Value::Array(_) | Value::Records(_))
+                };
+                if items
+                    .iter()
+                    .find(|item| !matches!(item, Value::Null))
+                    .is_some_and(telling)
+                {
+                    for item in items.iter().filter(|item| telling(item)) {
                         self.replay_value("", item);
                     }
                 }
@@ -494,10 +510,11 @@ pub fn number_role(field: &str) -> Option<NumberRole> {
     if is_error_field(field) {
         return Some(NumberRole::Error);
     }
-    PARTITION_FIELDS
-        .iter()
-        .position(|name| *name == field)
-        .map(NumberRole::Partition)
+    partition_rank(field).map(NumberRole::Partition)
+}
+
+fn partition_rank(field: &str) -> Option<usize> {
+    PARTITION_FIELDS.iter().position(|name| *name == field)
 }
 
 /// Whether a text or UUID field named `field` can name a topic: its rank

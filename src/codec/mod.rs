@@ -693,7 +693,9 @@ fn read_fixed(reader: &mut Reader, ty: &FieldType) -> Result<Option<Value>, Wire
     Ok(Some(value))
 }
 
-/// Reads an integer field; `None` for a type that is not one.
+/// Reads an integer field; `None` for a type that is not one. (Inlined:
+/// the tree walk reads most of its numbers through here.)
+#[inline(always)]
 fn read_int(reader: &mut Reader, ty: &FieldType) -> Result<Option<i64>, WireError> {
     let int = match ty {
         FieldType::Int8 => i64::from(reader.i8()?),
