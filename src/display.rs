@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use crate::codec::DecodeError;
 use crate::exchange::{ErrorName, Exchange, ExchangeState, Message, Summary};
 use crate::frame::{ApiName, DecodedFrame};
-use crate::json::{self, JsonSink, JsonWriter};
+use crate::json::{self, key, JsonSink, JsonWriter};
 use crate::schema;
 use crate::value::{Struct, Value};
 
@@ -52,36 +52,36 @@ pub fn write_frame_json(w: &mut JsonWriter, frame: &DecodedFrame) {
 
 fn write_frame<S: JsonSink>(w: &mut S, frame: &DecodedFrame) {
     w.begin_object();
-    w.key("api_key");
+    w.known_key(key!("api_key"));
     w.int(i64::from(frame.api_key));
-    w.key("api_name");
+    w.known_key(key!("api_name"));
     w.str(&frame.api_name());
-    w.key("api_version");
+    w.known_key(key!("api_version"));
     w.int(i64::from(frame.api_version));
-    w.key("direction");
+    w.known_key(key!("direction"));
     w.str(match frame.direction {
         crate::frame::Direction::Request => "request",
         crate::frame::Direction::Response => "response",
     });
-    w.key("size");
+    w.known_key(key!("size"));
     w.uint(frame.size as u64);
     if frame.body_version != frame.api_version {
         // Read with another version's layout: the KIP-511 fallback, or a
         // version newer than kwire's definitions.
-        w.key("body_version");
+        w.known_key(key!("body_version"));
         w.int(i64::from(frame.body_version));
     }
-    w.key("header_version");
+    w.known_key(key!("header_version"));
     w.int(i64::from(frame.header_version));
-    w.key("header");
+    w.known_key(key!("header"));
     frame.header.write_json(w);
-    w.key("body");
+    w.known_key(key!("body"));
     match &frame.body {
         Some(body) => body.write_json(w),
         None => w.null(),
     }
     if !frame.violations.is_empty() {
-        w.key("violations");
+        w.known_key(key!("violations"));
         w.begin_array();
         for violation in &frame.violations {
             write_error(w, violation);
@@ -89,7 +89,7 @@ fn write_frame<S: JsonSink>(w: &mut S, frame: &DecodedFrame) {
         w.end_array();
     }
     if let Some(error) = &frame.error {
-        w.key("error");
+        w.known_key(key!("error"));
         write_error(w, error);
     }
     w.end_object();
@@ -265,50 +265,50 @@ pub fn write_exchange_json(
 fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary, first_ns: i64) {
     let ts_ns = exchange.ts_ns();
     w.begin_object();
-    w.key("id");
+    w.known_key(key!("id"));
     w.uint(exchange.id);
-    w.key("ts");
+    w.known_key(key!("ts"));
     match rfc3339_bytes(ts_ns) {
         Some(text) => w.plain_str(&text),
         None => w.str(&rfc3339(ts_ns)),
     }
-    w.key("ts_ns");
+    w.known_key(key!("ts_ns"));
     w.int(ts_ns);
-    w.key("time");
+    w.known_key(key!("time"));
     w.float((ts_ns - first_ns) as f64 / 1e9);
-    w.key("connection");
+    w.known_key(key!("connection"));
     w.uint(u64::from(exchange.connection));
-    w.key("client");
+    w.known_key(key!("client"));
     write_addr(w, exchange.client);
-    w.key("broker");
+    w.known_key(key!("broker"));
     write_addr(w, exchange.broker);
-    w.key("client_id");
+    w.known_key(key!("client_id"));
     w.opt_str(exchange.client_id());
-    w.key("api_key");
+    w.known_key(key!("api_key"));
     w.int(i64::from(exchange.api_key));
-    w.key("api_name");
+    w.known_key(key!("api_name"));
     match schema::api(exchange.api_key) {
         Some(api) => w.str(api.name),
         None => w.display(&ApiName(exchange.api_key)),
     }
-    w.key("api_version");
+    w.known_key(key!("api_version"));
     w.int(i64::from(exchange.api_version));
-    w.key("correlation_id");
+    w.known_key(key!("correlation_id"));
     w.int(i64::from(exchange.correlation_id));
-    w.key("state");
+    w.known_key(key!("state"));
     w.str(state_name(exchange.state));
-    w.key("inferred");
+    w.known_key(key!("inferred"));
     w.bool(exchange.inferred);
-    w.key("lost");
+    w.known_key(key!("lost"));
     w.bool(exchange.lost);
-    w.key("latency_us");
+    w.known_key(key!("latency_us"));
     match exchange.latency_ns() {
         Some(ns) => w.float(ns as f64 / 1e3),
         None => w.null(),
     }
-    w.key("sizes");
+    w.known_key(key!("sizes"));
     write_sizes(w, exchange);
-    w.key("errors");
+    w.known_key(key!("errors"));
     w.begin_array();
     for &code in &summary.errors {
         match schema::error(code) {
@@ -317,19 +317,19 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
         }
     }
     w.end_array();
-    w.key("summary");
+    w.known_key(key!("summary"));
     write_summary(w, summary);
-    w.key("sasl");
+    w.known_key(key!("sasl"));
     w.serde(&exchange.sasl);
     let sides = [
-        ("request", &exchange.request),
-        ("response", &exchange.response),
+        (key!("request"), &exchange.request),
+        (key!("response"), &exchange.response),
     ]
     .map(|(side, message)| (side, message.as_ref().map(|message| &message.frame)));
-    w.key("decode_errors");
+    w.known_key(key!("decode_errors"));
     w.begin_object();
     for (side, frame) in sides {
-        w.key(side);
+        w.known_key(side);
         match frame.and_then(|frame| frame.error.as_ref()) {
             Some(error) => write_error(w, error),
             None => w.null(),
@@ -337,10 +337,10 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
     }
     w.end_object();
     // What a peer must not send but that still decoded, per side.
-    w.key("violations");
+    w.known_key(key!("violations"));
     w.begin_object();
     for (side, frame) in sides {
-        w.key(side);
+        w.known_key(side);
         w.begin_array();
         for violation in frame.map_or(&[][..], |frame| &frame.violations[..]) {
             write_error(w, violation);
@@ -350,7 +350,7 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
     w.end_object();
     // The decoded trees, nearly all of the output.
     for (side, frame) in sides {
-        w.key(side);
+        w.known_key(side);
         match frame.and_then(|frame| frame.body.as_ref()) {
             Some(body) => body.write_json(w),
             None => w.null(),
@@ -363,19 +363,41 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
 fn write_addr<S: JsonSink>(w: &mut S, addr: SocketAddr) {
     match addr {
         SocketAddr::V4(v4) => {
-            let mut text = Vec::with_capacity(21);
+            // "255.255.255.255:65535" is the longest.
+            let mut text = [0u8; 21];
+            let mut len = 0;
             for (index, octet) in v4.ip().octets().into_iter().enumerate() {
                 if index > 0 {
-                    text.push(b'.');
+                    put_byte(&mut text, &mut len, b'.');
                 }
-                json::write_uint(&mut text, u64::from(octet));
+                put_decimal(&mut text, &mut len, u16::from(octet));
             }
-            text.push(b':');
-            json::write_uint(&mut text, u64::from(v4.port()));
-            // Digits, dots and a colon are ASCII.
-            w.str(std::str::from_utf8(&text).unwrap_or_default());
+            put_byte(&mut text, &mut len, b':');
+            put_decimal(&mut text, &mut len, v4.port());
+            // Digits, dots and a colon: nothing to escape.
+            w.plain_str(text.get(..len).unwrap_or_default());
         }
         SocketAddr::V6(_) => w.display(&addr),
+    }
+}
+
+fn put_byte(text: &mut [u8], len: &mut usize, byte: u8) {
+    if let Some(slot) = text.get_mut(*len) {
+        *slot = byte;
+        *len += 1;
+    }
+}
+
+/// `n` in decimal, without leading zeros.
+fn put_decimal(text: &mut [u8], len: &mut usize, n: u16) {
+    let mut started = false;
+    for power in [10_000, 1_000, 100, 10, 1] {
+        // A remainder by 10 is a digit.
+        let digit = (n / power % 10) as u8;
+        started |= digit != 0 || power == 1;
+        if started {
+            put_byte(text, len, b'0' + digit);
+        }
     }
 }
 
@@ -388,22 +410,22 @@ fn write_sizes<S: JsonSink>(w: &mut S, exchange: &Exchange) {
         None => w.null(),
     };
     w.begin_object();
-    w.key("request");
+    w.known_key(key!("request"));
     size(w, exchange.request_size());
-    w.key("response");
+    w.known_key(key!("response"));
     size(w, exchange.response_size());
-    w.key("request_missing_bytes");
+    w.known_key(key!("request_missing_bytes"));
     w.uint(missing(&exchange.request));
-    w.key("response_missing_bytes");
+    w.known_key(key!("response_missing_bytes"));
     w.uint(missing(&exchange.response));
     w.end_object();
 }
 
 fn write_summary<S: JsonSink>(w: &mut S, summary: &Summary) {
     w.begin_object();
-    w.key("line");
+    w.known_key(key!("line"));
     w.str(&summary.line());
-    w.key("topics");
+    w.known_key(key!("topics"));
     w.begin_object();
     for (topic, partitions) in &summary.topics {
         w.key(topic);
@@ -414,9 +436,9 @@ fn write_summary<S: JsonSink>(w: &mut S, summary: &Summary) {
         w.end_array();
     }
     w.end_object();
-    w.key("records");
+    w.known_key(key!("records"));
     w.uint(summary.record_count());
-    w.key("record_bytes");
+    w.known_key(key!("record_bytes"));
     w.uint(summary.record_bytes());
     w.end_object();
 }
@@ -424,11 +446,11 @@ fn write_summary<S: JsonSink>(w: &mut S, summary: &Summary) {
 /// A decode error as `{"message", "path", "offset"}`.
 fn write_error<S: JsonSink>(w: &mut S, error: &DecodeError) {
     w.begin_object();
-    w.key("message");
+    w.known_key(key!("message"));
     w.display(error);
-    w.key("path");
+    w.known_key(key!("path"));
     w.display(&error.path);
-    w.key("offset");
+    w.known_key(key!("offset"));
     w.uint(error.offset as u64);
     w.end_object();
 }

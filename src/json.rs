@@ -28,6 +28,10 @@ pub trait JsonSink {
     fn begin_array(&mut self);
     fn end_array(&mut self);
     fn key(&mut self, name: &str);
+    /// A key known when kwire is built; see [`key!`].
+    fn known_key(&mut self, key: Key) {
+        self.key(key.name);
+    }
     fn str(&mut self, text: &str);
     /// A string of bytes that [`is_plain`]: nothing to check or escape.
     fn plain_str(&mut self, text: &[u8]);
@@ -55,6 +59,43 @@ pub trait JsonSink {
         }
     }
 }
+
+/// An object key known when kwire is built, with its JSON text (quoted,
+/// and the colon), so that writing it is a copy: no check, no escaping.
+/// Made by [`key!`].
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    name: &'static str,
+    text: &'static str,
+}
+
+impl Key {
+    /// `text` must be `name` quoted and followed by a colon, and `name`
+    /// must need no escaping; in a constant (as [`key!`] makes it), a
+    /// wrong pair fails the build.
+    pub const fn new(name: &'static str, text: &'static str) -> Key {
+        let (name_bytes, text_bytes) = (name.as_bytes(), text.as_bytes());
+        assert!(text_bytes.len() == name_bytes.len() + 3);
+        assert!(text_bytes[0] == b'"');
+        let mut at = 0;
+        while at < name_bytes.len() {
+            assert!(plain(name_bytes[at]) && text_bytes[at + 1] == name_bytes[at]);
+            at += 1;
+        }
+        assert!(text_bytes[at + 1] == b'"' && text_bytes[at + 2] == b':');
+        Key { name, text }
+    }
+}
+
+/// A [`Key`] from a string literal, checked when kwire is built:
+/// `w.known_key(key!("offset"))`.
+macro_rules! key {
+    ($name:literal) => {{
+        const KEY: $crate::json::Key = $crate::json::Key::new($name, concat!("\"", $name, "\":"));
+        KEY
+    }};
+}
+pub(crate) use key;
 
 /// Compact JSON text: buffered, and passed on to a stream (when it has one)
 /// at checkpoints once the buffer holds [`JsonWriter::FLUSH_AT`] bytes.
@@ -198,6 +239,13 @@ impl JsonSink for JsonWriter<'_> {
         self.comma = false;
     }
 
+    #[inline(always)]
+    fn known_key(&mut self, key: Key) {
+        self.separate();
+        self.buf.extend_from_slice(key.text.as_bytes());
+        self.comma = false;
+    }
+
     #[inline]
     fn str(&mut self, text: &str) {
         self.separate();
@@ -207,22 +255,15 @@ impl JsonSink for JsonWriter<'_> {
 
     #[inline]
     fn plain_str(&mut self, text: &[u8]) {
-        debug_assert!(is_plain(text));
         self.separate();
-        self.buf.reserve(text.len() + 2);
-        self.buf.push(b'"');
-        self.buf.extend_from_slice(text);
-        self.buf.push(b'"');
+        write_plain(&mut self.buf, text);
         self.comma = true;
     }
 
     #[inline]
     fn int(&mut self, n: i64) {
         self.separate();
-        if n < 0 {
-            self.buf.push(b'-');
-        }
-        write_uint(&mut self.buf, n.unsigned_abs());
+        write_int(&mut self.buf, n);
         self.comma = true;
     }
 
@@ -404,50 +445,50 @@ fn needs_escape(byte: u8) -> bool {
 
 /// Whether a byte goes into a JSON string as it is and is printable ASCII.
 #[inline]
-fn plain(byte: u8) -> bool {
-    (0x20..0x7f).contains(&byte) & (byte != b'"') & (byte != b'\\')
+const fn plain(byte: u8) -> bool {
+    (byte >= 0x20) & (byte < 0x7f) & (byte != b'"') & (byte != b'\\')
 }
 
-/// Whether any byte of `text` is `wanted`: 16 bytes at a time without
-/// branching per byte, so that each block is a few vector instructions,
-/// and the last block overlapping the one before.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `word` is below `n` (n <= 128), or is zero for
+/// n = 1 ("Bit Twiddling Hacks": "determine if a word has a byte less than
+/// n"; exact as a yes or no, though not per byte).
 #[inline(always)]
-fn any_byte(text: &[u8], wanted: impl Fn(u8) -> bool + Copy) -> bool {
-    if text.len() < 16 {
-        return text.iter().fold(false, |found, &byte| found | wanted(byte));
-    }
-    let mut blocks = text.chunks_exact(16);
-    for block in blocks.by_ref() {
-        if let Ok(block) = <&[u8; 16]>::try_from(block) {
-            if block_has(block, wanted) {
-                return true;
-            }
-        }
-    }
-    if blocks.remainder().is_empty() {
-        return false;
-    }
-    match text.get(text.len() - 16..).map(<&[u8; 16]>::try_from) {
-        Some(Ok(last)) => block_has(last, wanted),
-        _ => false,
-    }
+fn has_below(word: u64, n: u64) -> bool {
+    word.wrapping_sub(ONES * n) & !word & HIGH != 0
 }
 
-/// Whether any byte of `text` needs escaping: [`any_byte`] with
-/// `needs_escape`, and for the short strings most keys and names are, a
-/// few word-wide tests instead of a loop (SWAR, "Bit Twiddling Hacks":
-/// "determine if a word has a byte less than n", exact for n <= 128).
+/// [`needs_escape`] for any byte of a word.
 #[inline(always)]
-fn any_escape(text: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let word_has = |word: u64| {
-        let below = |x: u64, n: u64| x.wrapping_sub(ONES * n) & !x & HIGH;
-        (below(word, 0x20) | below(word ^ (ONES * 0x22), 1) | below(word ^ (ONES * 0x5c), 1)) != 0
-    };
+fn word_needs_escape(word: u64) -> bool {
+    has_below(word, 0x20) | has_below(word ^ (ONES * 0x22), 1) | has_below(word ^ (ONES * 0x5c), 1)
+}
+
+/// Not [`plain`] for some byte of a word: [`word_needs_escape`], or a byte
+/// of 0x7f and up (adding one to each byte sets the top bit of 0x7f; a
+/// carry out of a byte needs a top bit already set).
+#[inline(always)]
+fn word_not_plain(word: u64) -> bool {
+    (word | word.wrapping_add(ONES)) & HIGH != 0 || word_needs_escape(word)
+}
+
+/// Whether any byte of `text` is `wanted`. Short texts, the keys and names
+/// most strings are, take a word-wide test (`word_has`) on one or two
+/// overlapping words, with spaces (plain, never wanted) as padding; longer
+/// ones are read a block at a time without branching per byte, so that
+/// each block is a few vector instructions, and the last block overlaps
+/// the one before.
+#[inline(always)]
+fn any_byte(
+    text: &[u8],
+    wanted: impl Fn(u8) -> bool + Copy,
+    word_has: impl Fn(u64) -> bool,
+) -> bool {
     let len = text.len();
     let word_at = |at: usize, width: usize| -> u64 {
-        // `width` bytes at `at`, the rest of the word spaces (plain).
+        // `width` bytes at `at`, the rest of the word spaces.
         let mut word = [b' '; 8];
         if let (Some(to), Some(from)) = (word.get_mut(..width), text.get(at..at + width)) {
             to.copy_from_slice(from);
@@ -456,17 +497,38 @@ fn any_escape(text: &[u8]) -> bool {
     };
     match len {
         0 => false,
-        1..=3 => text
-            .iter()
-            .fold(false, |found, &byte| found | needs_escape(byte)),
-        4..=7 => word_has(word_at(0, 4)) | word_has(word_at(len - 4, 4)),
+        1..=3 => text.iter().fold(false, |found, &byte| found | wanted(byte)),
+        4..=7 => word_has((word_at(0, 4) & 0xffff_ffff) | (word_at(len - 4, 4) << 32)),
         8..=15 => word_has(word_at(0, 8)) | word_has(word_at(len - 8, 8)),
-        _ => any_byte(text, needs_escape),
+        16..=63 => blocks_have::<16>(text, wanted),
+        // Record values: wider blocks, fewer reductions of a block to one
+        // answer.
+        _ => blocks_have::<64>(text, wanted),
+    }
+}
+
+/// [`any_byte`] for texts of at least `N` bytes, `N` at a time.
+#[inline(always)]
+fn blocks_have<const N: usize>(text: &[u8], wanted: impl Fn(u8) -> bool + Copy) -> bool {
+    let mut blocks = text.chunks_exact(N);
+    for block in blocks.by_ref() {
+        if let Ok(block) = <&[u8; N]>::try_from(block) {
+            if block_has(block, wanted) {
+                return true;
+            }
+        }
+    }
+    if blocks.remainder().is_empty() {
+        return false;
+    }
+    match text.get(text.len() - N..).map(<&[u8; N]>::try_from) {
+        Some(Ok(last)) => block_has(last, wanted),
+        _ => false,
     }
 }
 
 #[inline(always)]
-fn block_has(block: &[u8; 16], wanted: impl Fn(u8) -> bool) -> bool {
+fn block_has<const N: usize>(block: &[u8; N], wanted: impl Fn(u8) -> bool) -> bool {
     // Or-ing bytes rather than bools keeps the vector code simple.
     block
         .iter()
@@ -474,10 +536,27 @@ fn block_has(block: &[u8; 16], wanted: impl Fn(u8) -> bool) -> bool {
         != 0
 }
 
+/// Whether any byte of `text` needs escaping.
+#[inline(always)]
+fn any_escape(text: &[u8]) -> bool {
+    any_byte(text, needs_escape, word_needs_escape)
+}
+
 /// Whether `text` is printable ASCII with nothing to escape in JSON: the
 /// test for [`JsonSink::plain_str`].
+#[inline]
 pub fn is_plain(text: &[u8]) -> bool {
-    !any_byte(text, |byte| !plain(byte))
+    !any_byte(text, |byte| !plain(byte), word_not_plain)
+}
+
+/// `text`, which [`is_plain`], as a JSON string.
+#[inline]
+pub fn write_plain(out: &mut Vec<u8>, text: &[u8]) {
+    debug_assert!(is_plain(text));
+    out.reserve(text.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(text);
+    out.push(b'"');
 }
 
 /// `text` as a quoted JSON string, escaped as `serde_json` escapes:
@@ -528,63 +607,67 @@ fn write_escape(out: &mut Vec<u8>, byte: u8) {
     out.extend_from_slice(&[b'\\', short]);
 }
 
-/// Two decimal digits for each number below 100.
-const DIGIT_PAIRS: [[u8; 2]; 100] = {
-    let mut pairs = [[0u8; 2]; 100];
-    let mut n = 0;
-    while n < 100 {
-        pairs[n] = [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
-        n += 1;
-    }
-    pairs
-};
-
-/// `n` in decimal, four digits at a time.
+/// `n` in decimal.
 #[inline]
-pub fn write_uint(out: &mut Vec<u8>, mut n: u64) {
+pub fn write_int(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_uint(out, n.unsigned_abs());
+}
+
+/// `n` in decimal, eight digits at a time.
+#[inline]
+pub fn write_uint(out: &mut Vec<u8>, n: u64) {
+    const E8: u64 = 100_000_000;
     // Most numbers in Kafka trees are small: counts, flags, -1's digit.
     if n < 10 {
         // Below 10: the cast keeps it whole.
         out.push(b'0' + n as u8);
-        return;
+    } else if n < E8 {
+        write_leading(out, n);
+    } else if n < E8 * E8 {
+        // Timestamps in milliseconds: thirteen digits.
+        write_leading(out, n / E8);
+        out.extend_from_slice(&eight_digits(n % E8).to_le_bytes());
+    } else {
+        write_leading(out, n / (E8 * E8));
+        out.extend_from_slice(&eight_digits(n / E8 % E8).to_le_bytes());
+        out.extend_from_slice(&eight_digits(n % E8).to_le_bytes());
     }
-    // Room for the longest number is appended (a store of fixed size, not a
-    // call to memset), the digits written into it from the right, and the
-    // rest cut. Writing them in place rather than into a local array then
-    // copied avoids reading back wide what was just written narrow, which
-    // stalls (store forwarding fails).
-    let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
-    let start = out.len();
-    out.extend_from_slice(&[0u8; 20]);
-    if let Some(digits) = out.get_mut(start..start + len) {
-        let mut at = len;
-        let mut put_pair = |at: usize, pair: usize| {
-            if let (Some(slot), Some(pair)) = (digits.get_mut(at..at + 2), DIGIT_PAIRS.get(pair)) {
-                slot.copy_from_slice(pair);
-            }
-        };
-        while n >= 10_000 {
-            // Below 10000: the cast keeps it whole.
-            let four = (n % 10_000) as usize;
-            n /= 10_000;
-            at -= 4;
-            put_pair(at, four / 100);
-            put_pair(at + 2, four % 100);
-        }
-        // Below 10000 now.
-        let mut n = n as usize;
-        if n >= 100 {
-            at -= 2;
-            put_pair(at, n % 100);
-            n /= 100;
-        }
-        if n >= 10 {
-            put_pair(0, n);
-        } else if let Some(first) = digits.first_mut() {
-            *first = b'0' + n as u8;
-        }
-    }
-    out.truncate(start + len);
+}
+
+/// The digits of `0 < n < 10^8` without leading zeros: all eight are
+/// written and the zeros cut, which is cheaper than counting first.
+#[inline(always)]
+fn write_leading(out: &mut Vec<u8>, n: u64) {
+    let digits = eight_digits(n);
+    // Leading zeros are the low bytes; `n > 0` keeps a non-zero digit.
+    let zeros = (digits ^ ZERO_DIGITS).trailing_zeros() / 8;
+    let len = out.len();
+    out.extend_from_slice(&(digits >> (8 * zeros)).to_le_bytes());
+    out.truncate(len + 8 - zeros as usize);
+}
+
+/// Eight ASCII zeros.
+const ZERO_DIGITS: u64 = 0x3030_3030_3030_3030;
+
+/// The eight decimal digits of `n < 10^8` (leading zeros included) as
+/// ASCII in a word whose bytes, little-endian, are in writing order. The
+/// digits are split in SIMD-within-a-register fashion: two halves of four
+/// digits in 32-bit lanes, each split into two of two in 16-bit lanes,
+/// each into two digits in bytes; a quotient by 100 or 10 is a multiply
+/// and shift, exact over the range of its lane (10486 / 2^20 for
+/// n < 10^4, 103 / 2^10 for n < 100).
+#[inline(always)]
+fn eight_digits(n: u64) -> u64 {
+    let high = n / 10_000;
+    let fours = high | ((n - high * 10_000) << 32);
+    let hundreds = ((fours * 10_486) >> 20) & 0x0000_007f_0000_007f;
+    let twos = hundreds | ((fours - hundreds * 100) << 16);
+    let tens = ((twos * 103) >> 10) & 0x000f_000f_000f_000f;
+    let ones = tens | ((twos - tens * 10) << 8);
+    ones | ZERO_DIGITS
 }
 
 /// Two lowercase hex digits for each byte.
@@ -636,9 +719,9 @@ mod tests {
             .map(String::from),
         );
         // Every ASCII byte at every position of strings of every length up
-        // to past two blocks: the word-wide tests, the blocks and their
-        // overlapping tails.
-        for len in 1..=40 {
+        // to past two blocks, and around the wider blocks: the word-wide
+        // tests, the blocks and their overlapping tails.
+        for len in (1..=40).chain([63, 64, 65, 100, 129]) {
             for at in 0..len {
                 for byte in 0..0x80u8 {
                     let mut text = vec![b'y'; len];
@@ -663,6 +746,27 @@ mod tests {
     }
 
     #[test]
+    fn plain_is_checked_for_every_byte_at_every_position() {
+        // Word-wide tests, blocks of 16 and of 64 and their overlapping tails.
+        for len in (1..=40).chain([63, 64, 65, 100, 127, 128, 129, 200]) {
+            for at in 0..len {
+                for byte in 0..=0xffu8 {
+                    let mut text = vec![b'y'; len];
+                    if let Some(slot) = text.get_mut(at) {
+                        *slot = byte;
+                    }
+                    assert_eq!(
+                        is_plain(&text),
+                        text.iter().all(|&byte| plain(byte)),
+                        "{byte:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        assert!(is_plain(b""));
+    }
+
+    #[test]
     fn numbers_are_written_as_serde_json_writes_them() {
         let ints = [
             0,
@@ -684,6 +788,21 @@ mod tests {
         }
         for n in [0, 7, 10, 999, 1_000, u64::MAX] {
             assert_eq!(written(|w| w.uint(n)), n.to_string());
+        }
+        // Every number of digits, and its edges, in each eight-digit part.
+        let mut power = 1u64;
+        for _ in 0..20 {
+            for n in [power - 1, power, power + 1, power.wrapping_mul(7) / 3] {
+                let mut out = b"x".to_vec();
+                write_uint(&mut out, n);
+                assert_eq!(out, format!("x{n}").into_bytes());
+            }
+            power = power.saturating_mul(10);
+        }
+        for n in (0..200_000u64).chain((0..100_000).map(|n| n * 9_999_991)) {
+            let mut out = Vec::new();
+            write_uint(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
         }
         for x in [
             0.0,

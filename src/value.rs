@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use serde::ser::{Serialize, Serializer};
 
-use crate::json::JsonSink;
+use crate::json::{key, JsonSink};
 
 use crate::records::RecordSet;
 
@@ -177,9 +177,9 @@ impl Struct {
             w.begin_array();
             for raw in &self.unknown_tags {
                 w.begin_object();
-                w.key("tag");
+                w.known_key(key!("tag"));
                 w.uint(u64::from(raw.tag));
-                w.key("data");
+                w.known_key(key!("data"));
                 w.hex(&raw.data);
                 w.end_object();
             }

@@ -34,7 +34,7 @@ use serde_json::{Map, Value};
 use super::compression::{Compression, SnappyFraming};
 use super::encode::{BatchSpec, ControlSpec, RecordSpec};
 use super::{Batch, ControlRecord, ControlType, RecordRef, RecordSet, TimestampType};
-use crate::json::JsonSink;
+use crate::json::{self, key, JsonSink};
 
 // ---- serializing ------------------------------------------------------------
 
@@ -49,12 +49,12 @@ fn write_blob<S: JsonSink>(w: &mut S, blob: Option<&[u8]>) {
     match blob {
         None => w.null(),
         // The common case, checked in one pass.
-        Some(b) if crate::json::is_plain(b) => w.plain_str(b),
+        Some(b) if json::is_plain(b) => w.plain_str(b),
         Some(b) => match as_text(b) {
             Some(text) => w.str(text),
             None => {
                 w.begin_object();
-                w.key("hex");
+                w.known_key(key!("hex"));
                 w.hex(b);
                 w.end_object();
             }
@@ -91,12 +91,12 @@ impl RecordSet {
     pub fn write_json<S: JsonSink>(&self, w: &mut S) {
         w.begin_object();
         if !self.decoded {
-            w.key("undecoded_bytes");
+            w.known_key(key!("undecoded_bytes"));
             w.uint(self.raw.len() as u64);
             w.end_object();
             return;
         }
-        w.key("batches");
+        w.known_key(key!("batches"));
         w.begin_array();
         for batch in &self.batches {
             write_batch(w, batch);
@@ -104,10 +104,10 @@ impl RecordSet {
         }
         w.end_array();
         if let Some(tail) = self.partial_tail {
-            w.key("partial_tail_bytes");
+            w.known_key(key!("partial_tail_bytes"));
             w.uint(tail.bytes as u64);
             // The cut-off bytes themselves, so the JSON form rebuilds them.
-            w.key("partial_tail_hex");
+            w.known_key(key!("partial_tail_hex"));
             w.hex(self.raw.get(tail.position..).unwrap_or_default());
         }
         w.end_object();
@@ -131,86 +131,86 @@ fn write_compression<S: JsonSink>(w: &mut S, c: Compression) {
 
 /// `crc` and `crc_ok`, and when they differ, the CRC the bytes have.
 fn write_crc<S: JsonSink>(w: &mut S, crc: u32, ok: bool, computed: u32) {
-    w.key("crc");
+    w.known_key(key!("crc"));
     w.uint(u64::from(crc));
-    w.key("crc_ok");
+    w.known_key(key!("crc_ok"));
     w.bool(ok);
     if !ok {
-        w.key("crc_computed");
+        w.known_key(key!("crc_computed"));
         w.uint(u64::from(computed));
     }
 }
 
 fn write_batch<S: JsonSink>(w: &mut S, batch: &Batch) {
     w.begin_object();
-    w.key("magic");
+    w.known_key(key!("magic"));
     w.int(i64::from(batch.magic));
     let legacy = batch.is_legacy();
     if legacy {
-        w.key("offset");
+        w.known_key(key!("offset"));
         w.int(batch.base_offset);
-        w.key("message_size");
+        w.known_key(key!("message_size"));
         w.int(i64::from(batch.batch_length));
     } else {
-        w.key("base_offset");
+        w.known_key(key!("base_offset"));
         w.int(batch.base_offset);
-        w.key("batch_length");
+        w.known_key(key!("batch_length"));
         w.int(i64::from(batch.batch_length));
-        w.key("partition_leader_epoch");
+        w.known_key(key!("partition_leader_epoch"));
         w.int(i64::from(batch.partition_leader_epoch));
     }
     write_crc(w, batch.crc, batch.crc_ok, batch.crc_computed);
-    w.key("compression");
+    w.known_key(key!("compression"));
     write_compression(w, batch.compression());
     if batch.magic >= 1 {
-        w.key("timestamp_type");
+        w.known_key(key!("timestamp_type"));
         w.str(batch.timestamp_type().name());
     }
     // Bits the named fields above do not show.
     let known: i16 = if legacy { 0x0f } else { 0x7f };
     if batch.attributes & !known != 0 {
-        w.key("attributes");
+        w.known_key(key!("attributes"));
         w.int(i64::from(batch.attributes));
     }
     if legacy {
         if batch.magic >= 1 {
-            w.key("timestamp");
+            w.known_key(key!("timestamp"));
             w.int(batch.max_timestamp);
         }
         if batch.wrapper_key.is_some() {
-            w.key("key");
+            w.known_key(key!("key"));
             write_blob(w, batch.wrapper_key.as_deref());
         }
     } else {
-        w.key("transactional");
+        w.known_key(key!("transactional"));
         w.bool(batch.is_transactional());
-        w.key("control");
+        w.known_key(key!("control"));
         w.bool(batch.is_control());
         if batch.has_delete_horizon() {
-            w.key("delete_horizon");
+            w.known_key(key!("delete_horizon"));
             w.bool(true);
         }
-        w.key("last_offset_delta");
+        w.known_key(key!("last_offset_delta"));
         w.int(i64::from(batch.last_offset_delta));
-        w.key("base_timestamp");
+        w.known_key(key!("base_timestamp"));
         w.int(batch.base_timestamp);
-        w.key("max_timestamp");
+        w.known_key(key!("max_timestamp"));
         w.int(batch.max_timestamp);
-        w.key("producer_id");
+        w.known_key(key!("producer_id"));
         w.int(batch.producer_id);
-        w.key("producer_epoch");
+        w.known_key(key!("producer_epoch"));
         w.int(i64::from(batch.producer_epoch));
-        w.key("base_sequence");
+        w.known_key(key!("base_sequence"));
         w.int(i64::from(batch.base_sequence));
         if usize::try_from(batch.record_count).ok() != Some(batch.records.len()) {
-            w.key("record_count");
+            w.known_key(key!("record_count"));
             w.int(i64::from(batch.record_count));
         }
     }
     // A batch whose header only was read has no records to show;
     // `record_count` above says how many it holds.
     if !batch.headers_only {
-        w.key("records");
+        w.known_key(key!("records"));
         w.begin_array();
         for record in batch.iter() {
             write_record(w, record);
@@ -219,7 +219,7 @@ fn write_batch<S: JsonSink>(w: &mut S, batch: &Batch) {
         w.end_array();
     }
     if !batch.errors.is_empty() {
-        w.key("error");
+        w.known_key(key!("error"));
         w.str(&batch.errors.join("; "));
     }
     w.end_object();
@@ -240,25 +240,25 @@ fn write_record<S: JsonSink>(w: &mut S, r: RecordRef<'_>) {
     let legacy = r.legacy();
     let control = r.control();
     w.begin_object();
-    w.key("offset");
+    w.known_key(key!("offset"));
     w.int(r.offset());
     let magic = legacy.map_or(batch_magic, |l| l.magic);
     if magic >= 1 {
-        w.key("timestamp");
+        w.known_key(key!("timestamp"));
         w.int(r.timestamp());
     }
     if let Some(l) = legacy {
         if l.magic != batch_magic {
-            w.key("magic");
+            w.known_key(key!("magic"));
             w.int(i64::from(l.magic));
         }
         if l.attributes != 0 {
-            w.key("attributes");
+            w.known_key(key!("attributes"));
             w.uint(u64::from(l.attributes));
         }
         write_crc(w, l.crc, l.crc_ok, l.crc_computed);
     } else if r.record.attributes != 0 {
-        w.key("attributes");
+        w.known_key(key!("attributes"));
         w.int(i64::from(r.record.attributes));
     }
     // A control record whose key and value are exactly what its parsed
@@ -268,26 +268,26 @@ fn write_record<S: JsonSink>(w: &mut S, r: RecordRef<'_>) {
         r.key() == Some(&spec.key()[..]) && r.value() == spec.value().as_deref()
     });
     if !canonical {
-        w.key("key");
+        w.known_key(key!("key"));
         write_blob(w, r.key());
-        w.key("value");
+        w.known_key(key!("value"));
         write_blob(w, r.value());
     }
     if legacy.is_none() {
-        w.key("headers");
+        w.known_key(key!("headers"));
         w.begin_array();
         for (key, value) in r.headers() {
             w.begin_object();
-            w.key("key");
+            w.known_key(key!("key"));
             write_blob(w, Some(key));
-            w.key("value");
+            w.known_key(key!("value"));
             write_blob(w, value);
             w.end_object();
         }
         w.end_array();
     }
     if let Some(c) = control {
-        w.key("control");
+        w.known_key(key!("control"));
         write_control(w, c);
     }
     w.end_object();
@@ -295,19 +295,19 @@ fn write_record<S: JsonSink>(w: &mut S, r: RecordRef<'_>) {
 
 fn write_control<S: JsonSink>(w: &mut S, c: ControlRecord) {
     w.begin_object();
-    w.key("type");
+    w.known_key(key!("type"));
     match c.kind.name() {
         Some(name) => w.str(name),
         None => w.int(i64::from(c.kind.code())),
     }
-    w.key("version");
+    w.known_key(key!("version"));
     w.int(i64::from(c.version));
     if let Some(v) = c.marker_version.filter(|&v| v != 0) {
-        w.key("marker_version");
+        w.known_key(key!("marker_version"));
         w.int(i64::from(v));
     }
     if let Some(e) = c.coordinator_epoch {
-        w.key("coordinator_epoch");
+        w.known_key(key!("coordinator_epoch"));
         w.int(i64::from(e));
     }
     w.end_object();

@@ -501,7 +501,9 @@ impl RecordSet {
     }
 
     fn decode_entries(raw: Bytes, budget: &mut Budget, headers_only: bool) -> RecordSet {
-        let mut batches = Vec::new();
+        // Most record sets hold one batch, and a `Batch` is large: room for
+        // one, not the four a first push makes.
+        let mut batches = Vec::with_capacity(usize::from(!raw.is_empty()));
         let mut partial_tail = None;
         let mut pos = 0;
         while pos < raw.len() {
