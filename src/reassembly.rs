@@ -15,7 +15,7 @@
 //! and the number of tracked connections is capped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -644,6 +644,69 @@ impl Hash for FlowKey {
     }
 }
 
+/// A table keyed by connection.
+type FlowMap<V> = HashMap<FlowKey, V, FlowHashing>;
+
+/// Builds the hashers of the connection tables. Every segment looks its
+/// connection up, and std's SipHash cost as much as the rest of the
+/// lookup; a multiply-and-fold hash (as in foldhash) is enough. The
+/// traffic chooses the addresses, so the hash is seeded from std's random
+/// source: crafted addresses cannot aim at one bucket without the seed.
+#[derive(Clone, Debug)]
+struct FlowHashing {
+    seed: u64,
+}
+
+impl FlowHashing {
+    fn new() -> FlowHashing {
+        FlowHashing {
+            seed: RandomState::new().hash_one(0u64),
+        }
+    }
+}
+
+impl BuildHasher for FlowHashing {
+    type Hasher = FlowHasher;
+
+    fn build_hasher(&self) -> FlowHasher {
+        FlowHasher(self.seed)
+    }
+}
+
+struct FlowHasher(u64);
+
+/// The high and low halves of `n`.
+fn halves(n: u128) -> (u64, u64) {
+    let low = u64::try_from(n & u128::from(u64::MAX)).unwrap_or(0);
+    (u64::try_from(n >> 64).unwrap_or(0), low)
+}
+
+impl Hasher for FlowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let word = chunk
+                .iter()
+                .fold(0u64, |word, byte| (word << 8) | u64::from(*byte));
+            self.write_u64(word);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let (high, low) = halves(u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15);
+        self.0 = high ^ low;
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        let (high, low) = halves(n);
+        self.write_u64(high);
+        self.write_u64(low);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
     if a <= b {
         FlowKey(a, b)
@@ -659,12 +722,16 @@ pub struct Reassembler {
     counters: ReassemblyCounters,
     next_id: u32,
     clock: u64,
-    conns: HashMap<FlowKey, Conn>,
-    /// Open connections by last activity, oldest first.
-    lru: BTreeMap<u64, FlowKey>,
+    conns: FlowMap<Conn>,
+    /// Open connections by last activity, oldest first, as (stamp, key).
+    /// An entry is stale, and skipped, unless its connection is open with
+    /// that stamp: touching a connection appends an entry instead of
+    /// moving one (a tree kept in order cost more than the rest of
+    /// reassembly), and stale entries are dropped once they are many.
+    lru: VecDeque<(u64, FlowKey)>,
     /// Recently closed connections, kept so that their final ACKs and
     /// retransmitted FINs do not open phantom connections.
-    closed: HashMap<FlowKey, u64>,
+    closed: FlowMap<u64>,
     /// `closed` in closing order; entries whose stamp no longer matches are
     /// stale.
     closed_order: VecDeque<(u64, FlowKey)>,
@@ -679,9 +746,9 @@ impl Reassembler {
             counters: ReassemblyCounters::default(),
             next_id: 0,
             clock: 0,
-            conns: HashMap::new(),
-            lru: BTreeMap::new(),
-            closed: HashMap::new(),
+            conns: HashMap::with_hasher(FlowHashing::new()),
+            lru: VecDeque::new(),
+            closed: HashMap::with_hasher(FlowHashing::new()),
             closed_order: VecDeque::new(),
             total: 0,
         }
@@ -705,6 +772,10 @@ impl Reassembler {
     pub fn push(&mut self, segment: TcpSegment, out: &mut Vec<StreamEvent>) {
         self.clock = self.clock.saturating_add(1);
         let key = flow_key(segment.src, segment.dst);
+        if self.lru.len() > self.conns.len().saturating_mul(2).saturating_add(16) {
+            let conns = &self.conns;
+            self.lru.retain(|&(stamp, key)| is_live(conns, stamp, key));
+        }
 
         // Only a SYN without ACK can start a new incarnation; other segments
         // of a known connection (nearly all) skip the lookups below.
@@ -739,11 +810,10 @@ impl Reassembler {
         // Consecutive segments mostly belong to one connection: when it is
         // already the most recent, the order stands and the two tree
         // updates are skipped.
-        let newest = self.lru.last_key_value().map(|(_, newest)| newest);
-        if newest != Some(&key) {
-            self.lru.remove(&conn.stamp);
+        let newest = self.lru.back() == Some(&(conn.stamp, key));
+        if !newest {
             conn.stamp = self.clock;
-            self.lru.insert(self.clock, key);
+            self.lru.push_back((self.clock, key));
         }
 
         let side = conn.side_of(segment.src);
@@ -887,7 +957,6 @@ impl Reassembler {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
         };
-        self.lru.remove(&conn.stamp);
         let mut e = Emit {
             connection: conn.id,
             side: Side::Initiator,
@@ -935,12 +1004,22 @@ impl Reassembler {
                 self.closed.clear();
                 continue;
             }
-            let Some((_, key)) = self.lru.pop_first() else {
+            let Some(key) = self.pop_oldest() else {
                 break;
             };
             self.counters.evicted_connections = self.counters.evicted_connections.saturating_add(1);
             self.close(key, out, false);
         }
+    }
+
+    /// Takes the least recently active open connection out of `lru`.
+    fn pop_oldest(&mut self) -> Option<FlowKey> {
+        while let Some((stamp, key)) = self.lru.pop_front() {
+            if is_live(&self.conns, stamp, key) {
+                return Some(key);
+            }
+        }
+        None
     }
 
     /// While more than the total cap is buffered, flushes the buffers of
@@ -949,11 +1028,13 @@ impl Reassembler {
         let mut rounds = self.conns.len();
         while self.total > self.limits.total && rounds > 0 {
             rounds -= 1;
+            let conns = &self.conns;
             let victim = self
                 .lru
-                .values()
-                .find(|key| self.conns.get(*key).is_some_and(|c| c.buffered() > 0))
-                .copied();
+                .iter()
+                .filter(|&&(stamp, key)| is_live(conns, stamp, key))
+                .map(|&(_, key)| key)
+                .find(|key| conns.get(key).is_some_and(|c| c.buffered() > 0));
             let Some(key) = victim else { break };
             let Some(conn) = self.conns.get_mut(&key) else {
                 break;
@@ -975,6 +1056,11 @@ impl Reassembler {
             }
         }
     }
+}
+
+/// Whether an `lru` entry stands for an open connection's last activity.
+fn is_live(conns: &FlowMap<Conn>, stamp: u64, key: FlowKey) -> bool {
+    conns.get(&key).is_some_and(|conn| conn.stamp == stamp)
 }
 
 /// A SYN (without ACK) whose sequence number is not that of the sender's

@@ -2,7 +2,8 @@
 //!
 //! This module owns everything below the TCP byte stream: opening a pcap or
 //! pcapng savefile (or standard input) through libpcap, handing out each
-//! record as an owned [`RawPacket`], parsing the link, IP and TCP headers of a
+//! record as an owned [`RawPacket`] (classic pcap files are read without
+//! libpcap, in [`savefile`]), parsing the link, IP and TCP headers of a
 //! packet into a [`TcpSegment`] (in [`link`]), and writing chosen packets back
 //! out as a classic pcap file (in [`writer`]). Reassembling segments into
 //! byte streams is the job of [`crate::reassembly`]; nothing here keeps state
@@ -10,6 +11,7 @@
 
 pub mod link;
 pub mod live;
+mod savefile;
 pub mod writer;
 
 #[cfg(test)]
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 
 pub use link::{parse_tcp, SkipReason, TcpSegment};
+use savefile::{Record, Stop};
 pub use writer::PcapWriter;
 
 /// One record of a capture file, copied out of libpcap's buffer.
@@ -174,13 +177,23 @@ fn pcap_message(error: pcap::Error) -> String {
 /// nanosecond precision, so libpcap scales microsecond files up and keeps
 /// nanosecond files (and pcapng `if_tsresol`) exact.
 pub struct CaptureReader {
-    capture: pcap::Capture<pcap::Offline>,
+    source: Source,
     path: PathBuf,
     link: LinkType,
     next_index: u64,
     done: bool,
     /// Where small packets are copied to; see [`copy_packet`].
     chunk: BytesMut,
+}
+
+/// Where the records come from.
+enum Source {
+    /// A classic pcap file, read directly.
+    Savefile(savefile::Savefile),
+    /// Anything else, through libpcap.
+    Libpcap(pcap::Capture<pcap::Offline>),
+    /// Nothing more to read.
+    Closed,
 }
 
 /// Size of the chunks small packets are copied into.
@@ -221,6 +234,12 @@ impl CaptureReader {
             path: path.to_path_buf(),
             source,
         })?;
+        let file = match savefile::Savefile::open(file) {
+            Ok(savefile) => {
+                return Ok(CaptureReader::with_source(Source::Savefile(savefile), path))
+            }
+            Err(file) => file,
+        };
         match path.to_str() {
             Some(utf8) => {
                 drop(file);
@@ -239,23 +258,31 @@ impl CaptureReader {
     /// Reads a capture from an already open file (or pipe); `name` is only
     /// used in messages.
     pub fn from_file(file: File, name: &Path) -> Result<CaptureReader, CaptureError> {
-        let fd = file.into_raw_fd();
-        // SAFETY: `fd` comes from `into_raw_fd`, so it is open and nothing
-        // else owns it; libpcap takes it over (fdopen) and closes it when the
-        // capture is dropped.
-        let capture =
-            unsafe { pcap::Capture::from_raw_fd_with_precision(fd, pcap::Precision::Nano) }
-                .map_err(|error| CaptureError::Format {
-                    path: name.to_path_buf(),
-                    message: pcap_message(error),
-                })?;
+        let file = match savefile::Savefile::open(file) {
+            Ok(savefile) => {
+                return Ok(CaptureReader::with_source(Source::Savefile(savefile), name))
+            }
+            Err(file) => file,
+        };
+        let capture = libpcap_from_file(file).map_err(|error| CaptureError::Format {
+            path: name.to_path_buf(),
+            message: pcap_message(error),
+        })?;
         Ok(CaptureReader::with_capture(capture, name))
     }
 
     fn with_capture(capture: pcap::Capture<pcap::Offline>, path: &Path) -> CaptureReader {
-        let link = LinkType::from_number(capture.get_datalink().0);
+        CaptureReader::with_source(Source::Libpcap(capture), path)
+    }
+
+    fn with_source(source: Source, path: &Path) -> CaptureReader {
+        let link = match &source {
+            Source::Savefile(savefile) => savefile.link_type(),
+            Source::Libpcap(capture) => LinkType::from_number(capture.get_datalink().0),
+            Source::Closed => LinkType::Other(-1),
+        };
         CaptureReader {
-            capture,
+            source,
             path: path.to_path_buf(),
             link,
             next_index: 0,
@@ -283,38 +310,100 @@ impl CaptureReader {
         if self.done {
             return None;
         }
-        match self.capture.next_packet() {
-            Ok(packet) => {
-                let header = *packet.header;
-                let data = copy_packet(&mut self.chunk, packet.data);
+        let mut next = self.next_record();
+        if matches!(next, Err(Stop::Handover)) {
+            next = self.hand_over().and_then(|()| self.next_record());
+        }
+        match next {
+            Ok(Some(record)) => {
                 let index = self.next_index;
                 self.next_index = self.next_index.saturating_add(1);
-                // With Precision::Nano the "usec" field holds nanoseconds.
-                // time_t and suseconds_t are 32 bits on some targets.
-                #[allow(clippy::useless_conversion)]
-                let (seconds, nanos) = (i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec));
-                let ts_ns = seconds.saturating_mul(1_000_000_000).saturating_add(nanos);
                 Some(Ok(RawPacket {
                     index,
-                    ts_ns,
-                    caplen: u32::try_from(data.len()).unwrap_or(header.caplen),
-                    origlen: header.len,
-                    data,
+                    ts_ns: record.ts_ns,
+                    caplen: u32::try_from(record.data.len()).unwrap_or(u32::MAX),
+                    origlen: record.origlen,
+                    data: record.data,
                 }))
             }
-            Err(pcap::Error::NoMorePackets) => {
+            Ok(None) => {
                 self.done = true;
                 None
             }
-            Err(error) => {
+            Err(stop) => {
                 self.done = true;
+                let message = match stop {
+                    Stop::Error(message) => message,
+                    Stop::Handover => "libpcap cannot take the capture over".to_owned(),
+                };
                 Some(Err(CaptureError::Read {
                     path: self.path.clone(),
                     packet: self.next_index,
-                    message: pcap_message(error),
+                    message,
                 }))
             }
         }
+    }
+}
+
+impl CaptureReader {
+    fn next_record(&mut self) -> Result<Option<Record>, Stop> {
+        match &mut self.source {
+            Source::Savefile(savefile) => savefile.next_record(),
+            Source::Libpcap(capture) => {
+                libpcap_record(capture, &mut self.chunk).map_err(Stop::Error)
+            }
+            Source::Closed => Ok(None),
+        }
+    }
+
+    /// Goes on with libpcap where the direct reader cannot: reopens the
+    /// file with it and skips the packets already read.
+    fn hand_over(&mut self) -> Result<(), Stop> {
+        let Source::Savefile(savefile) = std::mem::replace(&mut self.source, Source::Closed) else {
+            return Ok(());
+        };
+        let mut capture =
+            libpcap_from_file(savefile.into_file()).map_err(|e| Stop::Error(pcap_message(e)))?;
+        for _ in 0..self.next_index {
+            capture
+                .next_packet()
+                .map_err(|e| Stop::Error(pcap_message(e)))?;
+        }
+        self.source = Source::Libpcap(capture);
+        Ok(())
+    }
+}
+
+/// A libpcap reader of an open file (or pipe).
+fn libpcap_from_file(file: File) -> Result<pcap::Capture<pcap::Offline>, pcap::Error> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `fd` comes from `into_raw_fd`, so it is open and nothing
+    // else owns it; libpcap takes it over (fdopen) and closes it when the
+    // capture is dropped.
+    unsafe { pcap::Capture::from_raw_fd_with_precision(fd, pcap::Precision::Nano) }
+}
+
+/// The next record libpcap reads; `Ok(None)` at the end of the file.
+fn libpcap_record(
+    capture: &mut pcap::Capture<pcap::Offline>,
+    chunk: &mut BytesMut,
+) -> Result<Option<Record>, String> {
+    match capture.next_packet() {
+        Ok(packet) => {
+            let header = *packet.header;
+            // With Precision::Nano the "usec" field holds nanoseconds.
+            // time_t and suseconds_t are 32 bits on some targets.
+            #[allow(clippy::useless_conversion)]
+            let (seconds, nanos) = (i64::from(header.ts.tv_sec), i64::from(header.ts.tv_usec));
+            Ok(Some(Record {
+                ts_ns: seconds.saturating_mul(1_000_000_000).saturating_add(nanos),
+                origlen: header.len,
+                data: copy_packet(chunk, packet.data),
+            }))
+        }
+        Err(pcap::Error::NoMorePackets) => Ok(None),
+        Err(error) => Err(pcap_message(error)),
     }
 }
 
