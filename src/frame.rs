@@ -6,8 +6,8 @@
 use bytes::Bytes;
 
 use crate::codec::{
-    decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions, DecodedMessage,
-    EncodeError,
+    decode_header, decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions,
+    DecodedMessage, EncodeError,
 };
 use crate::schema::{self, ApiSpec, MessageSpec};
 use crate::summary::Summary;
@@ -266,11 +266,7 @@ fn decode_frame(
         Err(error) => errors.push(error.into()),
     }
     // Headers are small and always whole trees: the client id is in one.
-    let header_options = DecodeOptions {
-        skim: false,
-        ..*options
-    };
-    let header = decode_message(&mut reader, header_spec, header_version, &header_options);
+    let header = decode_header(&mut reader, header_spec, header_version, options);
     decoded.correlation_id = header
         .body
         .int("correlation_id")

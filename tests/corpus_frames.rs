@@ -5,12 +5,16 @@
 
 use std::path::Path;
 
-use kwire::codec::{message_from_json, DecodeErrorKind, DecodeOptions};
+use bytes::Bytes;
+use kwire::codec::{
+    decode_header, decode_message, message_from_json, DecodeErrorKind, DecodeOptions,
+};
 use kwire::frame::{self, Direction};
-use kwire::frames_file::{self, FrameLine};
+use kwire::frames_file::{self, FrameLine, LineKind};
 use kwire::schema;
 use kwire::summary::Summary;
 use kwire::value::{Struct, Value};
+use kwire::wire::Reader;
 
 mod common;
 
@@ -283,4 +287,67 @@ fn first_difference(left: &[u8], right: &[u8]) -> usize {
         .zip(right)
         .position(|(a, b)| a != b)
         .unwrap_or(left.len().min(right.len()))
+}
+
+/// Frame headers are read by a flat fast path when they are well formed
+/// (`codec::decode_header`). For every corpus header, and for each of them
+/// cut short at every length or with any one of its bytes changed, the
+/// fast path must give what the general walk gives: the same tree, error,
+/// violations and end position.
+#[test]
+fn every_corpus_header_reads_flat_as_the_walk_reads_it() {
+    let options = DecodeOptions::default();
+    let read = |bytes: &Bytes, spec, version, flat: bool| {
+        let mut reader = Reader::new(bytes.clone());
+        let decoded = if flat {
+            decode_header(&mut reader, spec, version, &options)
+        } else {
+            decode_message(&mut reader, spec, version, &options)
+        };
+        let violations: Vec<String> = decoded.violations.iter().map(ToString::to_string).collect();
+        (
+            decoded.body,
+            decoded.error.as_ref().map(ToString::to_string),
+            violations,
+            reader.offset(),
+        )
+    };
+    let (mut compared, mut whole) = (0, 0);
+    for path in frame_files() {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        for frame in parse_frames(&path) {
+            let Some(api) = schema::api(frame.api_key) else {
+                continue;
+            };
+            let (spec, version) = match frame.kind {
+                LineKind::Request => (
+                    &schema::REQUEST_HEADER,
+                    schema::request_header_version(api, frame.api_version),
+                ),
+                LineKind::Response => (
+                    &schema::RESPONSE_HEADER,
+                    schema::response_header_version(api, frame.api_version),
+                ),
+                LineKind::SaslRaw => continue,
+            };
+            let header = frame.bytes.slice(4.min(frame.bytes.len())..);
+            let studied = header.len().min(48);
+            let cuts = (0..studied).map(|len| header.slice(..len));
+            let changed = (0..studied).map(|at| {
+                let mut bytes = header.to_vec();
+                bytes[at] ^= 0x80;
+                Bytes::from(bytes)
+            });
+            for variant in std::iter::once(header.clone()).chain(cuts).chain(changed) {
+                let flat = read(&variant, spec, version, true);
+                let walked = read(&variant, spec, version, false);
+                assert_eq!(flat, walked, "{name}:{}: {variant:?}", frame.line);
+                whole += usize::from(walked.1.is_none());
+                compared += 1;
+            }
+        }
+    }
+    println!("{compared} headers compared, {whole} whole");
+    assert!(compared >= 50_000, "only {compared} headers compared");
+    assert!(whole >= 20_000, "only {whole} headers decoded whole");
 }

@@ -430,6 +430,73 @@ pub fn decode_message(
     decoded
 }
 
+/// Decodes a frame header into a whole tree, skim or not. Headers are
+/// small flat structs (numbers and a client id) decoded for every frame:
+/// read here field by field when well formed, else by the general walk,
+/// which gives the same tree and reports what is wrong.
+pub fn decode_header(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+) -> DecodedMessage {
+    let flexible = spec.flexible.contains(version);
+    let mut fast = reader.clone();
+    if let Some(body) = read_flat_struct(&mut fast, spec.body, version, flexible) {
+        *reader = fast;
+        return DecodedMessage {
+            body,
+            error: None,
+            violations: Vec::new(),
+            summary: None,
+        };
+    }
+    let whole = DecodeOptions {
+        skim: false,
+        ..*options
+    };
+    decode_message(reader, spec, version, &whole)
+}
+
+/// Reads a struct of numbers and strings whose tagged-field section is
+/// empty; `None` for any other layout, or for anything the general walk
+/// would report (a null where none is allowed, a short read, bad UTF-8).
+fn read_flat_struct(
+    reader: &mut Reader,
+    spec: &StructSpec,
+    version: i16,
+    flexible: bool,
+) -> Option<Struct> {
+    let mut out = Struct::default();
+    out.fields.reserve_exact(spec.fields.len());
+    for field in spec.fields {
+        if !field.versions.contains(version) || (flexible && field.tagged.contains(version)) {
+            continue;
+        }
+        let value = match &field.ty {
+            FieldType::String => {
+                let compact = field
+                    .flexible
+                    .map_or(flexible, |versions| versions.contains(version));
+                match read_length(reader, compact, false).ok()? {
+                    None if field.nullable.contains(version) => Value::Null,
+                    None => return None,
+                    Some(len) => {
+                        let len = reader.check_length(len).ok()?;
+                        Value::String(reader.str(len).ok()?.to_owned())
+                    }
+                }
+            }
+            ty => Value::Int(read_int(reader, ty).ok()??),
+        };
+        out.push(field.name, value);
+    }
+    if flexible && reader.unsigned_varint().ok()? != 0 {
+        return None;
+    }
+    Some(out)
+}
+
 /// Skims a body by its plan ([`skim`]); `None`, with `reader` as it was,
 /// for a body no plan covers.
 fn skim_message(
