@@ -765,7 +765,8 @@ impl Stream {
     fn origin(&self, len: usize) -> (i64, Vec<u64>) {
         let end = self.base + len as u64;
         let mut ts_ns = 0;
-        let mut packets = Vec::new();
+        // Most frames come in one packet or two.
+        let mut packets = Vec::with_capacity(2);
         for chunk in &self.chunks {
             if chunk.end <= self.base {
                 continue;

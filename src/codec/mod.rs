@@ -508,6 +508,7 @@ fn skim_message(
     let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
     let mut fast = reader.clone();
     let mut body = Struct::default();
+    body.fields.reserve_exact(plan.kept);
     let mut gather = Gatherer::start();
     gather.enter_struct();
     let mut skim = skim::Skim {

@@ -23,6 +23,8 @@ use crate::wire::Reader;
 #[derive(Debug)]
 pub(super) struct Plan {
     steps: Vec<Step>,
+    /// How many of the steps keep their value: room made up front.
+    pub kept: usize,
 }
 
 #[derive(Debug)]
@@ -197,7 +199,11 @@ fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -
     if flexible {
         steps.push(Step::NoTags);
     }
-    Some(Plan { steps })
+    let kept = steps
+        .iter()
+        .filter(|step| matches!(step, Step::Fixed { keep: true, .. }))
+        .count();
+    Some(Plan { steps, kept })
 }
 
 /// What a plan runs with.
