@@ -222,9 +222,19 @@ impl Savefile {
         }
         let field = |at: usize| self.u32_at(&header, at).unwrap_or(0);
         // The time fields are signed 32-bit numbers in libpcap's record
-        // header (`struct pcap_timeval`).
-        let signed = |at: usize| i64::from(i32::from_ne_bytes(field(at).to_ne_bytes()));
-        let (seconds, fraction) = (signed(0), signed(4));
+        // header (`struct pcap_timeval`), but in a file of the other byte
+        // order libpcap 1.10 swaps them as unsigned numbers, so there they
+        // never go negative (the odd-timestamps cases in capture/tests.rs
+        // hold this against libpcap).
+        let swapped = self.big_endian != cfg!(target_endian = "big");
+        let time = |at: usize| {
+            if swapped {
+                i64::from(field(at))
+            } else {
+                i64::from(i32::from_ne_bytes(field(at).to_ne_bytes()))
+            }
+        };
+        let (seconds, fraction) = (time(0), time(4));
         let (caplen, origlen) = (field(8), field(12));
         let fraction_ns = if nanos { fraction } else { fraction * 1000 };
         let ts_ns = seconds
@@ -300,7 +310,10 @@ impl Savefile {
             let len = usize::from(self.u16_at(options, 2)?);
             let value = options.get(4..4 + len)?;
             match (code, value) {
-                (OPT_END, _) => break,
+                (OPT_END, []) => break,
+                // libpcap refuses the file over this ("opt_endofopt option
+                // with length"); so must it here.
+                (OPT_END, _) => return None,
                 (IF_TSRESOL, [6]) if units.is_none() => units = Some(1_000_000),
                 (IF_TSRESOL, [9]) if units.is_none() => units = Some(1_000_000_000),
                 (IF_TSRESOL | IF_TSOFFSET, _) => return None,

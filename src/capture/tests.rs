@@ -1,6 +1,8 @@
 //! Capture tests: small capture files built here for each link type and
-//! file format, edge cases of the file reader, and every real capture we
-//! have run through the reader, the parser and the reassembler.
+//! file format, edge cases of the file reader, every real capture we have
+//! run through the reader, the parser and the reassembler, and the direct
+//! savefile reader checked against libpcap on real, truncated and
+//! rewritten captures.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -348,36 +350,17 @@ fn test_nanosecond_file_keeps_nanoseconds() {
 
 /// A classic pcap file with microsecond timestamps, in either byte order.
 fn microsecond_pcap(big_endian: bool, frames: &[Vec<u8>]) -> Vec<u8> {
-    let put32 = |out: &mut Vec<u8>, v: u32| {
-        if big_endian {
-            out.extend_from_slice(&v.to_be_bytes())
-        } else {
-            out.extend_from_slice(&v.to_le_bytes())
-        }
+    let header = Classic {
+        big_endian,
+        snaplen: 65535,
+        link: 101,
+        ..Classic::PLAIN
     };
-    let put16 = |out: &mut Vec<u8>, v: u16| {
-        if big_endian {
-            out.extend_from_slice(&v.to_be_bytes())
-        } else {
-            out.extend_from_slice(&v.to_le_bytes())
-        }
-    };
-    let mut out = Vec::new();
-    put32(&mut out, 0xa1b2_c3d4);
-    put16(&mut out, 2);
-    put16(&mut out, 4);
-    put32(&mut out, 0);
-    put32(&mut out, 0);
-    put32(&mut out, 65535);
-    put32(&mut out, 101);
-    for (i, frame) in frames.iter().enumerate() {
-        put32(&mut out, 1_700_000_000 + i as u32);
-        put32(&mut out, 654_321);
-        put32(&mut out, frame.len() as u32);
-        put32(&mut out, frame.len() as u32);
-        out.extend_from_slice(frame);
-    }
-    out
+    let records: Vec<PcapRecord> = (0u32..)
+        .zip(frames)
+        .map(|(i, frame)| PcapRecord::whole(1_700_000_000 + i, 654_321, frame))
+        .collect();
+    header.file(&records)
 }
 
 #[test]
@@ -402,43 +385,13 @@ fn test_microsecond_file_scales_to_nanoseconds() {
 /// A pcapng file: section header, one interface (with `if_tsresol` when
 /// `nanos`), enhanced packet blocks.
 fn pcapng(link: u16, nanos: bool, frames: &[Vec<u8>], ts_units: u64) -> Vec<u8> {
-    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
-        let len = 12 + body.len() as u32;
-        out.extend_from_slice(&kind.to_le_bytes());
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(body);
-        out.extend_from_slice(&len.to_le_bytes());
-    }
-    let mut out = Vec::new();
-    let mut shb = Vec::new();
-    shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-    shb.extend_from_slice(&1u16.to_le_bytes());
-    shb.extend_from_slice(&0u16.to_le_bytes());
-    shb.extend_from_slice(&(-1i64).to_le_bytes());
-    block(&mut out, 0x0a0d_0d0a, &shb);
-    let mut idb = Vec::new();
-    idb.extend_from_slice(&link.to_le_bytes());
-    idb.extend_from_slice(&0u16.to_le_bytes());
-    idb.extend_from_slice(&0u32.to_le_bytes());
-    if nanos {
-        // if_tsresol (9) = 10^-9, padded to 4 bytes; then opt_endofopt.
-        idb.extend_from_slice(&[9, 0, 1, 0, 9, 0, 0, 0, 0, 0, 0, 0]);
-    }
-    block(&mut out, 1, &idb);
+    let options: &[(u16, &[u8])] = if nanos { &[(OPT_TSRESOL, &[9])] } else { &[] };
+    let mut file = Pcapng::new(false);
+    file.section((1, 0)).interface(link, 0, options);
     for frame in frames {
-        let mut epb = Vec::new();
-        epb.extend_from_slice(&0u32.to_le_bytes());
-        epb.extend_from_slice(&((ts_units >> 32) as u32).to_le_bytes());
-        epb.extend_from_slice(&(ts_units as u32).to_le_bytes());
-        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        epb.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-        epb.extend_from_slice(frame);
-        while epb.len() % 4 != 0 {
-            epb.push(0);
-        }
-        block(&mut out, 6, &epb);
+        file.enhanced(0, ts_units, frame, frame.len());
     }
-    out
+    file.out.bytes
 }
 
 #[test]
@@ -709,37 +662,1137 @@ fn test_corpus_captures_parse_or_skip_every_packet() {
     run_captures(&dir);
 }
 
-#[test]
-fn test_dash_reads_standard_input() {
-    // The test runs itself again with a capture on stdin; the child's half
-    // opens `-`.
-    const CHILD: &str = "KWIRE_CAPTURE_STDIN_CHILD";
-    if std::env::var_os(CHILD).is_some() {
-        let mut reader = CaptureReader::open(Path::new("-")).unwrap();
-        let mut count = 0;
-        while let Some(p) = reader.next_packet() {
-            check_v4_segment(&parse_tcp(reader.link_type(), &p.unwrap()).unwrap());
-            count += 1;
-        }
-        println!("stdin packets={count}");
-        return;
-    }
-    let dir = temp_dir();
-    let path = dir.path().join("stdin.pcap");
-    let frames = vec![ipv4_tcp(PAYLOAD), ipv4_tcp(PAYLOAD), ipv4_tcp(PAYLOAD)];
-    std::fs::write(&path, microsecond_pcap(false, &frames)).unwrap();
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+/// Runs `test_dash_reads_standard_input` again with `capture` on its
+/// standard input, as a regular file or through a pipe; returns its output.
+fn run_with_stdin(capture: &Path, pipe: bool) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "capture::tests::test_dash_reads_standard_input",
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD, "1")
-        .stdin(std::fs::File::open(&path).unwrap())
-        .output()
+        .env(STDIN_CHILD, capture)
+        .stdin(if pipe {
+            Stdio::piped()
+        } else {
+            Stdio::from(std::fs::File::open(capture).unwrap())
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
-    assert!(stdout.contains("stdin packets=3"), "{stdout}");
+    // A thread feeds the pipe: a capture can be larger than its buffer.
+    let feeder = child.stdin.take().map(|mut stdin| {
+        let bytes = std::fs::read(capture).unwrap();
+        std::thread::spawn(move || stdin.write_all(&bytes))
+    });
+    let output = child.wait_with_output().unwrap();
+    if let Some(feeder) = feeder {
+        feeder.join().unwrap().unwrap();
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    stdout
+}
+
+/// Tells the test's second run which capture is on its standard input.
+const STDIN_CHILD: &str = "KWIRE_CAPTURE_STDIN_CHILD";
+
+#[test]
+fn test_dash_reads_standard_input() {
+    // The test runs itself again with a capture on stdin; the child's half
+    // opens `-` and compares what it reads with libpcap's reading of the
+    // same file by name.
+    if let Some(reference) = std::env::var_os(STDIN_CHILD) {
+        let reference = PathBuf::from(reference);
+        let reader = CaptureReader::open(Path::new("-")).unwrap();
+        let direct = reads_directly(&reader);
+        let ours = read_out(Ok(reader));
+        let mut theirs = read_out(open_with_libpcap(&reference));
+        let name = reference.display().to_string();
+        theirs.error = theirs.error.map(|e| e.replace(&name, "<stdin>"));
+        assert_same_readout("stdin", &ours, &theirs);
+        println!("stdin packets={} direct={direct}", ours.packets.len());
+        return;
+    }
+    let dir = temp_dir();
+    let path = dir.path().join("stdin.pcap");
+    let frames = vec![ipv4_tcp(PAYLOAD), ipv4_tcp(PAYLOAD), ipv4_tcp(PAYLOAD)];
+    std::fs::write(&path, microsecond_pcap(false, &frames)).unwrap();
+    let truncated = dir.path().join("truncated.pcap");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() - 5]).unwrap();
+    let captures = [
+        (path, 3),
+        (truncated, 2),
+        (
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/python-sasl-tansu.pcap"),
+            corpus_packets("python-sasl-tansu.pcap").len(),
+        ),
+        (
+            shared_captures_dir().join("segmentio_kafka-go__v2c-v2c.pcapng"),
+            85,
+        ),
+    ];
+    for (capture, count) in &captures {
+        // A regular file on stdin is read directly; a pipe only by libpcap.
+        for pipe in [false, true] {
+            let stdout = run_with_stdin(capture, pipe);
+            let want = format!("stdin packets={count} direct={}", !pipe);
+            assert!(stdout.contains(&want), "{}: {stdout}", capture.display());
+        }
+    }
+}
+
+// The direct reader (`savefile`) against libpcap.
+//
+// `savefile` promises that kwire's output never depends on which reader
+// ran. libpcap itself is the reference here: every file below is read by
+// the default reader and by libpcap alone, and both must hand out the same
+// packets (index, time, lengths, bytes), link type and error text. Each
+// case also states which reader the default one used, so that a direct
+// reader that quietly declined everything could not pass.
+
+/// Bytes in a chosen byte order, for building capture files.
+struct Out {
+    big_endian: bool,
+    bytes: Vec<u8>,
+}
+
+impl Out {
+    fn new(big_endian: bool) -> Out {
+        Out {
+            big_endian,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn u16(&mut self, v: u16) -> &mut Out {
+        self.ordered(v.to_be_bytes(), v.to_le_bytes())
+    }
+
+    fn u32(&mut self, v: u32) -> &mut Out {
+        self.ordered(v.to_be_bytes(), v.to_le_bytes())
+    }
+
+    fn ordered<const N: usize>(&mut self, big: [u8; N], little: [u8; N]) -> &mut Out {
+        self.raw(if self.big_endian { &big } else { &little })
+    }
+
+    fn raw(&mut self, bytes: &[u8]) -> &mut Out {
+        self.bytes.extend_from_slice(bytes);
+        self
+    }
+
+    fn pad4(&mut self) -> &mut Out {
+        while self.bytes.len() % 4 != 0 {
+            self.bytes.push(0);
+        }
+        self
+    }
+}
+
+/// A classic pcap file header (pcap-savefile(5)).
+#[derive(Clone, Copy)]
+struct Classic {
+    big_endian: bool,
+    /// Magic `a1b23c4d`: the records' fractions are nanoseconds.
+    nanos: bool,
+    version: (u16, u16),
+    snaplen: u32,
+    link: u32,
+}
+
+impl Classic {
+    const PLAIN: Classic = Classic {
+        big_endian: false,
+        nanos: false,
+        version: (2, 4),
+        snaplen: 262_144,
+        link: 1,
+    };
+
+    fn file(self, records: &[PcapRecord]) -> Vec<u8> {
+        let mut out = Out::new(self.big_endian);
+        out.u32(if self.nanos { 0xa1b2_3c4d } else { 0xa1b2_c3d4 })
+            .u16(self.version.0)
+            .u16(self.version.1)
+            .u32(0)
+            .u32(0)
+            .u32(self.snaplen)
+            .u32(self.link);
+        for record in records {
+            out.u32(record.sec)
+                .u32(record.fraction)
+                .u32(record.caplen)
+                .u32(record.origlen)
+                .raw(&record.data);
+        }
+        out.bytes
+    }
+}
+
+/// A classic pcap record: its header fields as written, whatever the data.
+#[derive(Clone)]
+struct PcapRecord {
+    sec: u32,
+    fraction: u32,
+    caplen: u32,
+    origlen: u32,
+    data: Vec<u8>,
+}
+
+impl PcapRecord {
+    fn whole(sec: u32, fraction: u32, data: &[u8]) -> PcapRecord {
+        let len = u32::try_from(data.len()).unwrap();
+        PcapRecord {
+            sec,
+            fraction,
+            caplen: len,
+            origlen: len,
+            data: data.to_vec(),
+        }
+    }
+
+    /// The record of a packet read before, timed in micro- or nanoseconds.
+    fn of(packet: &RawPacket, nanos: bool) -> PcapRecord {
+        let (sec, ns) = (packet.ts_ns / 1_000_000_000, packet.ts_ns % 1_000_000_000);
+        let fraction = if nanos { ns } else { ns / 1000 };
+        PcapRecord {
+            origlen: packet.origlen,
+            ..PcapRecord::whole(
+                u32::try_from(sec).unwrap(),
+                u32::try_from(fraction).unwrap(),
+                &packet.data,
+            )
+        }
+    }
+}
+
+/// Interface description options (draft-ietf-opsawg-pcapng section 4.2).
+const OPT_TSRESOL: u16 = 9;
+const OPT_TSOFFSET: u16 = 14;
+/// pcapng block types (section 11.1).
+const BLOCK_SECTION: u32 = 0x0A0D_0D0A;
+const BLOCK_INTERFACE: u32 = 1;
+const BLOCK_ENHANCED: u32 = 6;
+
+/// A pcapng file built block by block.
+struct Pcapng {
+    out: Out,
+}
+
+impl Pcapng {
+    fn new(big_endian: bool) -> Pcapng {
+        Pcapng {
+            out: Out::new(big_endian),
+        }
+    }
+
+    /// A block whose body `body` writes; padded, with its length around.
+    fn block(&mut self, kind: u32, body: impl FnOnce(&mut Out)) -> &mut Pcapng {
+        let mut inner = Out::new(self.out.big_endian);
+        body(&mut inner);
+        inner.pad4();
+        let total = u32::try_from(12 + inner.bytes.len()).unwrap();
+        self.out.u32(kind).u32(total).raw(&inner.bytes).u32(total);
+        self
+    }
+
+    fn section(&mut self, version: (u16, u16)) -> &mut Pcapng {
+        self.block(BLOCK_SECTION, |out| {
+            out.u32(0x1a2b_3c4d)
+                .u16(version.0)
+                .u16(version.1)
+                .raw(&[0xff; 8]);
+        })
+    }
+
+    fn interface(&mut self, link: u16, snaplen: u32, options: &[(u16, &[u8])]) -> &mut Pcapng {
+        self.block(BLOCK_INTERFACE, |out| {
+            out.u16(link).u16(0).u32(snaplen);
+            for (code, value) in options {
+                out.u16(*code)
+                    .u16(u16::try_from(value.len()).unwrap())
+                    .raw(value)
+                    .pad4();
+            }
+            if !options.is_empty() {
+                out.u32(0);
+            }
+        })
+    }
+
+    fn enhanced(&mut self, interface: u32, ticks: u64, data: &[u8], origlen: usize) -> &mut Pcapng {
+        self.block(BLOCK_ENHANCED, |out| {
+            out.u32(interface)
+                .u32(u32::try_from(ticks >> 32).unwrap())
+                .u32(ticks as u32)
+                .u32(u32::try_from(data.len()).unwrap())
+                .u32(u32::try_from(origlen).unwrap())
+                .raw(data);
+        })
+    }
+
+    /// Enhanced packet blocks for `packets`, timed in `units` per second.
+    fn packets(&mut self, interface: u32, units: u64, packets: &[RawPacket]) -> &mut Pcapng {
+        for packet in packets {
+            let ticks = u64::try_from(packet.ts_ns).unwrap() / (1_000_000_000 / units);
+            self.enhanced(interface, ticks, &packet.data, to_usize(packet.origlen));
+        }
+        self
+    }
+}
+
+/// One enhanced packet block of `data`, in 2023.
+fn one_packet(file: &mut Pcapng, interface: u32, data: &[u8]) {
+    file.enhanced(interface, 1_700_000_000_000_000, data, data.len());
+}
+
+fn to_usize(n: u32) -> usize {
+    usize::try_from(n).unwrap()
+}
+
+/// Opens `path` with libpcap alone, never the direct reader: the reference.
+fn open_with_libpcap(path: &Path) -> Result<CaptureReader, CaptureError> {
+    let utf8 = path.to_str().expect("test paths are UTF-8");
+    pcap::Capture::from_file_with_precision(utf8, pcap::Precision::Nano)
+        .map(|capture| CaptureReader::with_capture(capture, path))
+        .map_err(|error| CaptureError::Format {
+            path: path.to_path_buf(),
+            message: pcap_message(error),
+        })
+}
+
+fn reads_directly(reader: &CaptureReader) -> bool {
+    matches!(reader.source, Source::Savefile(_))
+}
+
+/// Which reader served a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Served {
+    /// The direct reader, from the file header to the end.
+    Direct,
+    /// The direct reader first, then libpcap from a block it does not take.
+    HandedOver,
+    /// libpcap alone: the direct reader declined the file header, or the
+    /// file could not be opened.
+    Libpcap,
+}
+
+/// Everything a reader hands out for one file.
+#[derive(Debug)]
+struct Readout {
+    link: Option<LinkType>,
+    packets: Vec<RawPacket>,
+    /// The text of the error that ended the reading, at open or at a packet.
+    error: Option<String>,
+    served: Served,
+}
+
+fn read_out(opened: Result<CaptureReader, CaptureError>) -> Readout {
+    let mut reader = match opened {
+        Ok(reader) => reader,
+        Err(error) => {
+            return Readout {
+                link: None,
+                packets: Vec::new(),
+                error: Some(error.to_string()),
+                served: Served::Libpcap,
+            }
+        }
+    };
+    let at_open = reads_directly(&reader);
+    let mut packets = Vec::new();
+    let mut error = None;
+    while let Some(next) = reader.next_packet() {
+        assert!(error.is_none(), "a packet after the error {error:?}");
+        match next {
+            Ok(packet) => packets.push(packet),
+            Err(e) => error = Some(e.to_string()),
+        }
+    }
+    assert!(reader.next_packet().is_none(), "a packet after the end");
+    let served = match (at_open, reads_directly(&reader)) {
+        (true, true) => Served::Direct,
+        (true, false) => Served::HandedOver,
+        (false, _) => Served::Libpcap,
+    };
+    Readout {
+        link: Some(reader.link_type()),
+        packets,
+        error,
+        served,
+    }
+}
+
+/// Asserts that two readouts hand out the same; `what` names them.
+fn assert_same_readout(what: &str, ours: &Readout, reference: &Readout) {
+    assert_eq!(ours.link, reference.link, "{what}: link type");
+    for (mine, theirs) in ours.packets.iter().zip(&reference.packets) {
+        assert_eq!(mine, theirs, "{what}: packet {}", theirs.index);
+    }
+    assert_eq!(
+        (ours.packets.len(), &ours.error),
+        (reference.packets.len(), &reference.error),
+        "{what}: packet count and error"
+    );
+}
+
+/// Reads `path` with the default reader and with libpcap alone, asserts
+/// that they hand out the same, and returns the default reader's readout.
+fn compare_with_libpcap(path: &Path) -> Readout {
+    let ours = read_out(CaptureReader::open(path));
+    let reference = read_out(open_with_libpcap(path));
+    assert_same_readout(&path.display().to_string(), &ours, &reference);
+    ours
+}
+
+/// The packets of a corpus capture, as libpcap reads them.
+fn corpus_packets(name: &str) -> Vec<RawPacket> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus/captures")
+        .join(name);
+    let readout = read_out(open_with_libpcap(&path));
+    assert_eq!(readout.error, None, "{}", path.display());
+    assert!(readout.packets.len() > 10, "{}", path.display());
+    readout.packets
+}
+
+fn shared_captures_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures");
+    assert!(
+        dir.is_dir(),
+        "{} is missing: the reader tests compare libpcap on these public captures",
+        dir.display()
+    );
+    dir
+}
+
+/// Files the direct reader hands to libpcap part way: more than one
+/// interface.
+const HANDED_OVER: &[&str] = &["ntop_nDPI__kafka.pcapng"];
+
+#[test]
+fn test_real_captures_read_the_same_as_libpcap() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures");
+    let mut files = capture_files(&corpus);
+    let in_corpus = files.len();
+    files.extend(capture_files(&shared_captures_dir()));
+    assert!(
+        in_corpus >= 10 && files.len() >= in_corpus + 20,
+        "{files:?}"
+    );
+    for path in &files {
+        let readout = compare_with_libpcap(path);
+        let name = path.file_name().unwrap().to_string_lossy();
+        let expected = if HANDED_OVER.contains(&name.as_ref()) {
+            Served::HandedOver
+        } else {
+            Served::Direct
+        };
+        assert_eq!(readout.served, expected, "{name}");
+        assert!(!readout.packets.is_empty(), "{name}");
+        println!(
+            "{name}: {:?}, {} packets, error {:?}",
+            readout.served,
+            readout.packets.len(),
+            readout.error
+        );
+    }
+}
+
+/// Compares the readers on every prefix of `bytes`; returns how often
+/// each reader served.
+fn compare_prefixes(name: &str, bytes: &[u8]) -> BTreeMap<Served, usize> {
+    compare_cuts(name, bytes, 0..=bytes.len())
+}
+
+/// Compares the readers on the prefixes of `bytes` cut at `cuts`; returns
+/// how often each reader served.
+fn compare_cuts(
+    name: &str,
+    bytes: &[u8],
+    cuts: impl IntoIterator<Item = usize>,
+) -> BTreeMap<Served, usize> {
+    // Thousands of rewrites of one file: in memory where there is a tmpfs.
+    let shm = Path::new("/dev/shm");
+    let dir = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        temp_dir()
+    };
+    let path = dir.path().join(name);
+    let mut served = BTreeMap::new();
+    for cut in cuts {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let ours = read_out(CaptureReader::open(&path));
+        let reference = read_out(open_with_libpcap(&path));
+        assert_same_readout(&format!("{name} cut at {cut}"), &ours, &reference);
+        *served.entry(ours.served).or_default() += 1;
+    }
+    served
+}
+
+/// The number of prefixes compared, when the direct reader opened nearly
+/// all of them (the rest are cut inside the file header) and, for classic
+/// pcap, never handed one over.
+fn mostly_direct(served: &BTreeMap<Served, usize>, classic: bool) -> usize {
+    let total: usize = served.values().sum();
+    let count = |how| served.get(&how).copied().unwrap_or(0);
+    assert!(count(Served::Libpcap) * 10 <= total, "{served:?}");
+    assert!(!classic || count(Served::HandedOver) == 0, "{served:?}");
+    total
+}
+
+/// Compares the readers on every prefix of each file; returns how often
+/// each reader served, over all of them.
+fn sweep_files(files: &[PathBuf]) -> BTreeMap<Served, usize> {
+    let mut total = BTreeMap::new();
+    for path in files {
+        let bytes = std::fs::read(path).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy();
+        let served = compare_prefixes(&name, &bytes);
+        println!("{name}: {served:?}");
+        for (how, count) in served {
+            *total.entry(how).or_default() += count;
+        }
+    }
+    total
+}
+
+#[test]
+fn test_every_truncation_of_classic_pcap_reads_the_same_as_libpcap() {
+    let files = [
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/python-sasl-tansu.pcap"),
+        // Nanosecond magic, snapshot length 2048.
+        shared_captures_dir().join("deepflowio_deepflow__01-fetch-v12-unknown.pcap"),
+    ];
+    let served = sweep_files(&files);
+    println!("{} cuts: {served:?}", mostly_direct(&served, true));
+}
+
+#[test]
+fn test_every_truncation_of_pcapng_reads_the_same_as_libpcap() {
+    let shared = shared_captures_dir();
+    let files = [
+        shared.join("segmentio_kafka-go__v2c-v2c.pcapng"),
+        // Two interfaces: handed over to libpcap.
+        shared.join("ntop_nDPI__kafka.pcapng"),
+    ];
+    let served = sweep_files(&files);
+    println!("{} cuts: {served:?}", mostly_direct(&served, false));
+}
+
+/// A file built from corpus packets, and what reading it must show.
+struct Variant {
+    name: String,
+    bytes: Vec<u8>,
+    served: Served,
+    /// Whether reading ends in an error (at open or at a packet).
+    fails: bool,
+}
+
+fn variant(name: impl Into<String>, bytes: Vec<u8>, served: Served, fails: bool) -> Variant {
+    Variant {
+        name: name.into(),
+        bytes,
+        served,
+        fails,
+    }
+}
+
+fn check_variants(variants: &[Variant]) {
+    let dir = temp_dir();
+    for variant in variants {
+        let path = dir.path().join(&variant.name);
+        std::fs::write(&path, &variant.bytes).unwrap();
+        let readout = compare_with_libpcap(&path);
+        assert_eq!(readout.served, variant.served, "{}", variant.name);
+        assert_eq!(
+            readout.error.is_some(),
+            variant.fails,
+            "{}: {:?}",
+            variant.name,
+            readout.error
+        );
+        println!(
+            "{}: {:?}, {} packets, error {:?}",
+            variant.name,
+            readout.served,
+            readout.packets.len(),
+            readout.error
+        );
+    }
+}
+
+/// `packets` made jumbo, from 16 KB to 206 KB: records across the direct
+/// reader's 64 KiB blocks and over its own-allocation threshold.
+fn jumbo(packets: &[RawPacket]) -> Vec<RawPacket> {
+    (0..)
+        .zip(packets)
+        .map(|(i, packet)| {
+            let len = 16_000 + (i * 37_001) % 190_000;
+            let data: Bytes = packet.data.iter().copied().cycle().take(len).collect();
+            RawPacket {
+                caplen: u32::try_from(len).unwrap(),
+                origlen: u32::try_from(len).unwrap(),
+                data,
+                ..packet.clone()
+            }
+        })
+        .collect()
+}
+
+/// A classic file of `packets` under `header`, each record changed by
+/// `change` (given its position).
+fn classic_variant(
+    header: Classic,
+    packets: &[RawPacket],
+    change: impl Fn(usize, &mut PcapRecord),
+) -> Vec<u8> {
+    let records: Vec<PcapRecord> = packets
+        .iter()
+        .enumerate()
+        .map(|(i, packet)| {
+            let mut record = PcapRecord::of(packet, header.nanos);
+            change(i, &mut record);
+            record
+        })
+        .collect();
+    header.file(&records)
+}
+
+#[test]
+fn test_classic_pcap_variants_read_the_same_as_libpcap() {
+    use Served::{Direct, Libpcap};
+    let packets = corpus_packets("python-sasl-tansu.pcap");
+    let keep = |_: usize, _: &mut PcapRecord| {};
+    let plain = Classic::PLAIN;
+    let big = Classic {
+        big_endian: true,
+        ..plain
+    };
+    let snap100 = Classic {
+        snaplen: 100,
+        ..plain
+    };
+    // Records cut at a snapshot length, as a capture with -s 100 writes them.
+    let cut_at_100 = |_: usize, r: &mut PcapRecord| {
+        r.data.truncate(100);
+        r.caplen = u32::try_from(r.data.len()).unwrap();
+    };
+    // Every packet, under `plain` changed by `change`.
+    let with_header = |change: fn(&mut Classic)| {
+        let mut header = plain;
+        change(&mut header);
+        classic_variant(header, &packets, keep)
+    };
+    let odd_times = |i: usize, r: &mut PcapRecord| match i % 5 {
+        0 => r.sec = 0xffff_fff0,
+        1 => r.fraction = 0xffff_ffff,
+        2 => r.fraction = 3_000_000_000,
+        3 => (r.sec, r.fraction) = (0x8000_0000, 999_999_999),
+        _ => {}
+    };
+    let mut variants = vec![
+        // Records longer than the header's snapshot length: libpcap cuts
+        // them to it and drops the rest.
+        variant(
+            "snaplen-100-whole-records",
+            classic_variant(snap100, &packets, keep),
+            Direct,
+            false,
+        ),
+        variant(
+            "snaplen-100-cut-records",
+            classic_variant(snap100, &packets, cut_at_100),
+            Direct,
+            false,
+        ),
+        variant(
+            "snaplen-0-means-maximum",
+            with_header(|h| h.snaplen = 0),
+            Direct,
+            false,
+        ),
+        variant(
+            "snaplen-huge-means-maximum",
+            with_header(|h| h.snaplen = u32::MAX),
+            Direct,
+            false,
+        ),
+        variant(
+            "caplen-over-maximum",
+            classic_variant(plain, &packets, |i, r| {
+                if i == 5 {
+                    r.caplen = 262_145;
+                }
+            }),
+            Direct,
+            true,
+        ),
+        variant(
+            "caplen-over-maximum-small-snaplen",
+            classic_variant(snap100, &packets, |i, r| {
+                if i == 5 {
+                    r.caplen = u32::MAX;
+                }
+            }),
+            Direct,
+            true,
+        ),
+        variant(
+            "jumbo-records",
+            classic_variant(plain, &jumbo(&packets), keep),
+            Direct,
+            false,
+        ),
+        variant(
+            "jumbo-records-snaplen-1000",
+            classic_variant(
+                Classic {
+                    snaplen: 1000,
+                    ..big
+                },
+                &jumbo(&packets),
+                keep,
+            ),
+            Direct,
+            false,
+        ),
+        variant(
+            "trailing-partial-record-header",
+            [classic_variant(plain, &packets, keep), vec![1; 7]].concat(),
+            Direct,
+            true,
+        ),
+        // What the direct reader leaves to libpcap.
+        variant(
+            "version-2-3",
+            with_header(|h| h.version = (2, 3)),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "unknown-link-type",
+            with_header(|h| h.link = 147),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "link-type-with-fcs-bits",
+            with_header(|h| h.link = 0x1400_0001),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "linux-cooked-byte-swapped",
+            with_header(|h| (h.link, h.big_endian) = (113, true)),
+            Libpcap,
+            false,
+        ),
+        // Its records have 24-byte headers: these 16-byte ones fail.
+        variant(
+            "kuznetzov-magic",
+            [
+                &[0x34, 0xcd, 0xb2, 0xa1][..],
+                &classic_variant(plain, &packets, keep)[4..],
+            ]
+            .concat(),
+            Libpcap,
+            true,
+        ),
+    ];
+    // Either byte order, either precision; the time fields are signed in
+    // the host's byte order and not in the other: before 1970, and
+    // fractions out of range either way.
+    for (order, big_endian) in [("le", false), ("be", true)] {
+        for (unit, nanos) in [("usec", false), ("nsec", true)] {
+            let header = Classic {
+                big_endian,
+                nanos,
+                ..plain
+            };
+            let name = format!("{order}-{unit}");
+            let odd_name = format!("odd-timestamps-{name}");
+            variants.push(variant(
+                name,
+                classic_variant(header, &packets, keep),
+                Direct,
+                false,
+            ));
+            variants.push(variant(
+                odd_name,
+                classic_variant(header, &packets, odd_times),
+                Direct,
+                false,
+            ));
+        }
+    }
+    check_variants(&variants);
+}
+
+/// A pcapng file of `packets` on one interface (Ethernet, snapshot length
+/// 0, options `options`), with `middle` written after the first half of
+/// them; timestamps in `units` per second.
+fn pcapng_variant(
+    big_endian: bool,
+    options: &[(u16, &[u8])],
+    units: u64,
+    packets: &[RawPacket],
+    middle: impl FnOnce(&mut Pcapng),
+) -> Vec<u8> {
+    let (first, second) = packets.split_at(packets.len() / 2);
+    let mut file = Pcapng::new(big_endian);
+    file.section((1, 0))
+        .interface(1, 0, options)
+        .packets(0, units, first);
+    middle(&mut file);
+    file.packets(0, units, second);
+    file.out.bytes
+}
+
+/// A pcapng file of `packets`: one section of version `version`, one
+/// interface without options, microsecond timestamps.
+fn single_interface(
+    big_endian: bool,
+    version: (u16, u16),
+    link: u16,
+    snaplen: u32,
+    packets: &[RawPacket],
+) -> Vec<u8> {
+    let mut file = Pcapng::new(big_endian);
+    file.section(version)
+        .interface(link, snaplen, &[])
+        .packets(0, 1_000_000, packets);
+    file.out.bytes
+}
+
+#[test]
+fn test_pcapng_variants_read_the_same_as_libpcap() {
+    use Served::{Direct, HandedOver, Libpcap};
+    let packets = corpus_packets("python-sasl-tansu.pcap");
+    let usec = 1_000_000;
+    let plain = |middle: fn(&mut Pcapng)| pcapng_variant(false, &[], usec, &packets, middle);
+    let nothing = |_: &mut Pcapng| {};
+    let resolution = |value: u8, units: u64| {
+        pcapng_variant(false, &[(OPT_TSRESOL, &[value])], units, &packets, nothing)
+    };
+    let variants = [
+        variant("little-endian", plain(|_| {}), Direct, false),
+        variant(
+            "big-endian",
+            pcapng_variant(true, &[], usec, &packets, nothing),
+            Direct,
+            false,
+        ),
+        variant("tsresol-10^-6", resolution(6, usec), Direct, false),
+        variant("tsresol-10^-9", resolution(9, 1_000_000_000), Direct, false),
+        variant(
+            "tsresol-10^-9-big-endian",
+            pcapng_variant(
+                true,
+                &[(OPT_TSRESOL, &[9])],
+                1_000_000_000,
+                &packets,
+                nothing,
+            ),
+            Direct,
+            false,
+        ),
+        // Blocks libpcap skips: name resolution (4), interface statistics
+        // (5), a custom block (0x0BAD), decryption secrets (0x0A).
+        variant(
+            "other-blocks-skipped",
+            plain(|file| {
+                for kind in [4, 5, 0x0BAD, 0x0A] {
+                    file.block(kind, |out| {
+                        out.u32(0).raw(b"skipped");
+                    });
+                }
+            }),
+            Direct,
+            false,
+        ),
+        variant(
+            "packet-options",
+            plain(|file| {
+                file.block(BLOCK_ENHANCED, |out| {
+                    // epb_flags (2) after 3 packet bytes and their padding.
+                    out.u32(0).u32(0).u32(1).u32(3).u32(60).raw(b"abc").pad4();
+                    out.u16(2).u16(4).u32(1).u32(0);
+                });
+            }),
+            Direct,
+            false,
+        ),
+        variant(
+            "huge-timestamps",
+            plain(|file| {
+                file.enhanced(0, u64::MAX, b"late", 4);
+                file.enhanced(0, 1 << 63, b"later", 5);
+            }),
+            Direct,
+            false,
+        ),
+        variant(
+            "jumbo-packets",
+            pcapng_variant(false, &[], usec, &jumbo(&packets), nothing),
+            Direct,
+            false,
+        ),
+        // Blocks the direct reader leaves to libpcap mid-file.
+        variant(
+            "second-interface-same-link",
+            plain(|file| {
+                file.interface(1, 0, &[(OPT_TSRESOL, &[9])]);
+                file.enhanced(1, 1_700_000_000_123_456_789, b"second", 6);
+            }),
+            HandedOver,
+            false,
+        ),
+        variant(
+            "second-interface-other-link",
+            plain(|file| {
+                file.interface(113, 0, &[]);
+            }),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "snaplen-100-longer-packets",
+            single_interface(false, (1, 0), 1, 100, &packets),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "second-section",
+            plain(|file| {
+                file.section((1, 0)).interface(1, 0, &[]);
+            }),
+            HandedOver,
+            false,
+        ),
+        variant(
+            "second-section-without-interface",
+            plain(|file| {
+                file.section((1, 0));
+            }),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "packet-on-unknown-interface",
+            plain(|file| one_packet(file, 1, b"nowhere")),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "packet-over-snaplen",
+            pcapng_variant(false, &[], usec, &packets, |file| {
+                // The interface's snapshot length is 0, the largest.
+                one_packet(file, 0, &vec![7; 262_145]);
+            }),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "simple-packet-block",
+            plain(|file| {
+                file.block(3, |out| {
+                    out.u32(5).raw(b"plain");
+                });
+            }),
+            HandedOver,
+            false,
+        ),
+        variant(
+            "obsolete-packet-block",
+            plain(|file| {
+                file.block(2, |out| {
+                    out.u16(0).u16(0).u32(0).u32(1).u32(3).u32(3).raw(b"old");
+                });
+            }),
+            HandedOver,
+            false,
+        ),
+        variant(
+            "trailer-mismatch",
+            plain(|file| {
+                one_packet(file, 0, b"mismatch");
+                let at = file.out.bytes.len() - 4;
+                file.out.bytes[at] ^= 4;
+            }),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "length-not-multiple-of-4",
+            plain(|file| {
+                file.out.u32(BLOCK_ENHANCED).u32(34).raw(&[0; 22]).u32(34);
+            }),
+            HandedOver,
+            true,
+        ),
+        variant(
+            "packet-longer-than-block",
+            plain(|file| {
+                file.block(BLOCK_ENHANCED, |out| {
+                    out.u32(0).u32(0).u32(0).u32(64).u32(64).raw(&[0; 8]);
+                });
+            }),
+            HandedOver,
+            true,
+        ),
+        // Interfaces the direct reader leaves to libpcap from the start.
+        variant("tsresol-10^-3", resolution(3, 1000), Libpcap, false),
+        variant(
+            "tsresol-10^-12",
+            resolution(12, 1_000_000_000),
+            Libpcap,
+            false,
+        ),
+        variant("tsresol-2^-20", resolution(0x80 | 20, usec), Libpcap, false),
+        variant(
+            "tsoffset",
+            pcapng_variant(
+                false,
+                &[(OPT_TSOFFSET, &7u64.to_le_bytes())],
+                usec,
+                &packets,
+                nothing,
+            ),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "two-tsresol-options",
+            pcapng_variant(
+                false,
+                &[(OPT_TSRESOL, &[6]), (OPT_TSRESOL, &[9])],
+                usec,
+                &packets,
+                nothing,
+            ),
+            Libpcap,
+            true,
+        ),
+        variant(
+            "tsresol-two-bytes",
+            pcapng_variant(false, &[(OPT_TSRESOL, &[6, 0])], usec, &packets, nothing),
+            Libpcap,
+            true,
+        ),
+        variant(
+            "end-of-options-with-length",
+            pcapng_variant(false, &[(0, &[9, 0, 0, 0])], usec, &packets, nothing),
+            Libpcap,
+            true,
+        ),
+        variant(
+            "linux-cooked-byte-swapped",
+            single_interface(!cfg!(target_endian = "big"), (1, 0), 113, 0, &packets),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "version-1-2",
+            single_interface(false, (1, 2), 1, 0, &packets),
+            Libpcap,
+            false,
+        ),
+        variant(
+            "statistics-before-interface",
+            {
+                let mut file = Pcapng::new(false);
+                file.section((1, 0)).block(5, |out| {
+                    out.u32(0);
+                });
+                file.interface(1, 0, &[]).packets(0, usec, &packets);
+                file.out.bytes
+            },
+            Libpcap,
+            false,
+        ),
+        variant(
+            "packet-before-interface",
+            {
+                let mut file = Pcapng::new(false);
+                file.section((1, 0));
+                one_packet(&mut file, 0, b"early");
+                file.interface(1, 0, &[]).packets(0, usec, &packets);
+                file.out.bytes
+            },
+            Libpcap,
+            true,
+        ),
+    ];
+    check_variants(&variants);
+}
+
+#[test]
+fn test_truncated_variants_read_the_same_as_libpcap() {
+    // Truncations of what is rewritten above: records cut by the snapshot
+    // length (the file may end in the part libpcap drops), byte-swapped
+    // records, and a pcapng file whose second interface hands it over.
+    let packets = corpus_packets("python-sasl-tansu.pcap");
+    let few = &packets[..12];
+    let snap100 = Classic {
+        big_endian: true,
+        snaplen: 100,
+        ..Classic::PLAIN
+    };
+    let classic = classic_variant(snap100, few, |_, _| {});
+    let served = compare_prefixes("snaplen-100.pcap", &classic);
+    println!(
+        "snaplen-100: {} cuts, {served:?}",
+        mostly_direct(&served, true)
+    );
+
+    let pcapng = pcapng_variant(false, &[], 1_000_000, few, |file| {
+        file.interface(1, 0, &[]);
+    });
+    let served = compare_prefixes("second-interface.pcapng", &pcapng);
+    let handed_over = served.get(&Served::HandedOver).copied().unwrap_or(0);
+    assert!(
+        handed_over * 3 >= served.values().sum::<usize>(),
+        "{served:?}"
+    );
+    println!("second-interface: {served:?}");
+}
+
+#[test]
+fn test_truncation_at_record_edges_of_large_files_reads_the_same_as_libpcap() {
+    // Small records share the direct reader's 64 KiB blocks, jumbo ones get
+    // allocations of their own; cut around every record's edges, where
+    // one block ends and the next read begins.
+    let packets = corpus_packets("python-sasl-tansu.pcap");
+    let large = jumbo(&packets[..24]);
+    let mixed: Vec<RawPacket> = packets[..24]
+        .iter()
+        .zip(&large)
+        .enumerate()
+        .map(|(i, (small, large))| if i % 3 == 0 { large } else { small }.clone())
+        .collect();
+    let bytes = classic_variant(Classic::PLAIN, &mixed, |_, _| {});
+    let mut cuts = Vec::new();
+    let mut at = 24;
+    for packet in &mixed {
+        let data = at + 16;
+        let end = data + packet.data.len();
+        cuts.extend(at.saturating_sub(3)..=data + 3);
+        cuts.extend([(data + end) / 2, end - 1]);
+        at = end;
+    }
+    cuts.extend(at - 3..=at);
+    cuts.extend((0..bytes.len()).step_by(4093));
+    assert_eq!(at, bytes.len());
+    let served = compare_cuts("mixed.pcap", &bytes, cuts);
+    let count = mostly_direct(&served, true);
+    println!("mixed, {} bytes, {count} cuts: {served:?}", bytes.len());
 }
