@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod filter;
 pub mod frame;
 pub mod frames_file;
+pub mod hashing;
 pub mod json;
 pub mod reassembly;
 pub mod records;

@@ -15,12 +15,13 @@
 //! and the number of tracked connections is capped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 
 use crate::capture::TcpSegment;
+use crate::hashing::SeededHashing;
 
 /// Which end of a connection sent some bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -644,68 +645,9 @@ impl Hash for FlowKey {
     }
 }
 
-/// A table keyed by connection.
-type FlowMap<V> = HashMap<FlowKey, V, FlowHashing>;
-
-/// Builds the hashers of the connection tables. Every segment looks its
-/// connection up, and std's SipHash cost as much as the rest of the
-/// lookup; a multiply-and-fold hash (as in foldhash) is enough. The
-/// traffic chooses the addresses, so the hash is seeded from std's random
-/// source: crafted addresses cannot aim at one bucket without the seed.
-#[derive(Clone, Debug)]
-struct FlowHashing {
-    seed: u64,
-}
-
-impl FlowHashing {
-    fn new() -> FlowHashing {
-        FlowHashing {
-            seed: RandomState::new().hash_one(0u64),
-        }
-    }
-}
-
-impl BuildHasher for FlowHashing {
-    type Hasher = FlowHasher;
-
-    fn build_hasher(&self) -> FlowHasher {
-        FlowHasher(self.seed)
-    }
-}
-
-struct FlowHasher(u64);
-
-/// The high and low halves of `n`.
-fn halves(n: u128) -> (u64, u64) {
-    let low = u64::try_from(n & u128::from(u64::MAX)).unwrap_or(0);
-    (u64::try_from(n >> 64).unwrap_or(0), low)
-}
-
-impl Hasher for FlowHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let word = chunk
-                .iter()
-                .fold(0u64, |word, byte| (word << 8) | u64::from(*byte));
-            self.write_u64(word);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        let (high, low) = halves(u128::from(self.0 ^ n) * 0x9e37_79b9_7f4a_7c15);
-        self.0 = high ^ low;
-    }
-
-    fn write_u128(&mut self, n: u128) {
-        let (high, low) = halves(n);
-        self.write_u64(high);
-        self.write_u64(low);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// A table keyed by connection: the traffic chooses the addresses, so
+/// the hash is seeded.
+type FlowMap<V> = HashMap<FlowKey, V, SeededHashing>;
 
 fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
     if a <= b {
@@ -746,9 +688,9 @@ impl Reassembler {
             counters: ReassemblyCounters::default(),
             next_id: 0,
             clock: 0,
-            conns: HashMap::with_hasher(FlowHashing::new()),
+            conns: HashMap::with_hasher(SeededHashing::new()),
             lru: VecDeque::new(),
-            closed: HashMap::with_hasher(FlowHashing::new()),
+            closed: HashMap::with_hasher(SeededHashing::new()),
             closed_order: VecDeque::new(),
             total: 0,
         }

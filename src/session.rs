@@ -45,7 +45,6 @@
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -56,6 +55,7 @@ use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReaso
 use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
 use crate::exchange::{Exchange, ExchangeState, Message};
 use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
+use crate::hashing::PlainHashing;
 use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
 use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
 use crate::schema::{self, SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY};
@@ -318,7 +318,7 @@ pub fn read_capture_with(
 pub struct Analyzer {
     reassembler: Reassembler,
     shared: Shared,
-    conns: HashMap<u32, Conn, BuildHasherDefault<IndexHasher>>,
+    conns: HashMap<u32, Conn, PlainHashing>,
     closed: Vec<ConnectionSummary>,
     omitted: u64,
     events: Vec<StreamEvent>,
@@ -504,32 +504,6 @@ impl Analyzer {
         } else {
             self.omitted += 1;
         }
-    }
-}
-
-/// Hashes the reassembler's connection indexes, which it hands out in
-/// sequence (the traffic does not choose them): a multiplication spreads
-/// them, where the default hasher would cost more than the lookup.
-#[derive(Default)]
-struct IndexHasher(u64);
-
-impl Hasher for IndexHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 

@@ -9,10 +9,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 use super::{decode_records, read_fixed, read_int, read_length, RecordsMode};
+use crate::hashing::PlainHashing;
 use crate::records::Budget;
 use crate::schema::{FieldType, StructSpec};
 use crate::summary::{asks_for_array, number_role, topic_rank, Gatherer, NumberRole};
@@ -88,33 +88,7 @@ enum Items {
 
 /// Plans by body layout (its address) and version; `None` for a layout no
 /// plan covers.
-type Plans = HashMap<(usize, i16), Option<Rc<Plan>>, BuildHasherDefault<KeyHasher>>;
-
-/// A hasher for plan keys. A plan is looked up for every body, with a key
-/// that kwire makes (an address and a version): SipHash's defence against
-/// chosen keys would buy nothing here and cost more than the lookup.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.write_u64(u64::from(*byte));
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+type Plans = HashMap<(usize, i16), Option<Rc<Plan>>, PlainHashing>;
 
 thread_local! {
     static PLANS: RefCell<Plans> = RefCell::new(HashMap::default());
