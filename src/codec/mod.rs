@@ -294,9 +294,7 @@ impl Walk<'_> {
     /// Whether the field is written in its compact (flexible) form.
     #[inline]
     fn compact(&self, field: &FieldSpec) -> bool {
-        field
-            .flexible
-            .map_or(self.flexible, |versions| versions.contains(self.version))
+        field.is_compact(self.version, self.flexible)
     }
 
     /// Whether the field travels in the tagged section in this version.
@@ -312,7 +310,7 @@ impl Walk<'_> {
     /// Whether the field travels in the struct's body (not its tags).
     #[inline]
     fn in_body(&self, field: &FieldSpec) -> bool {
-        self.has(field) && !self.is_tagged(field)
+        field.in_body(self.version, self.flexible)
     }
 
     /// The fewest bytes a value of this type can take on the wire.
@@ -469,23 +467,17 @@ fn read_flat_struct(
 ) -> Option<Struct> {
     let mut out = Struct::default();
     out.fields.reserve_exact(spec.fields.len());
-    for field in spec.fields {
-        if !field.versions.contains(version) || (flexible && field.tagged.contains(version)) {
-            continue;
-        }
+    for field in spec
+        .fields
+        .iter()
+        .filter(|field| field.in_body(version, flexible))
+    {
         let value = match &field.ty {
             FieldType::String => {
-                let compact = field
-                    .flexible
-                    .map_or(flexible, |versions| versions.contains(version));
-                match read_length(reader, compact, false).ok()? {
-                    None if field.nullable.contains(version) => Value::Null,
-                    None => return None,
-                    Some(len) => {
-                        let len = reader.check_length(len).ok()?;
-                        Value::String(reader.str(len).ok()?.to_owned())
-                    }
-                }
+                let compact = field.is_compact(version, flexible);
+                let nullable = field.nullable.contains(version);
+                skim::text(reader, compact, nullable)?
+                    .map_or(Value::Null, |text| Value::String(text.to_owned()))
             }
             ty => Value::Int(read_int(reader, ty).ok()??),
         };
@@ -943,7 +935,7 @@ fn write_struct(
     value: &Struct,
 ) -> Result<(), EncodeError> {
     for field in spec.fields {
-        if !walk.has(field) || walk.is_tagged(field) {
+        if !walk.in_body(field) {
             continue;
         }
         let nullable = field.nullable.contains(walk.version);
@@ -1197,7 +1189,7 @@ fn zero_value(ty: &FieldType, walk: Walk) -> Value {
 fn default_struct(spec: &StructSpec, walk: Walk) -> Struct {
     let mut out = Struct::default();
     for field in spec.fields {
-        if walk.has(field) && !walk.is_tagged(field) {
+        if walk.in_body(field) {
             out.push(field.name, default_value(field, walk));
         }
     }

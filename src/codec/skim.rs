@@ -112,15 +112,12 @@ pub(super) fn plan(spec: &'static StructSpec, version: i16, flexible: bool) -> O
 fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -> Option<Plan> {
     let mut steps: Vec<Step> = Vec::new();
     for field in spec.fields {
-        let tagged = flexible && field.tagged.contains(version);
-        if !field.versions.contains(version) || tagged {
+        if !field.in_body(version, flexible) {
             continue;
         }
         let name = field.name;
         let nullable = field.nullable.contains(version);
-        let compact = field
-            .flexible
-            .map_or(flexible, |versions| versions.contains(version));
+        let compact = field.is_compact(version, flexible);
         let step = match &field.ty {
             FieldType::String => Step::Text {
                 compact,
@@ -317,7 +314,7 @@ fn length(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<u
 }
 
 /// A string, checked to be UTF-8; `Some(None)` for an allowed null.
-fn text(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<&str>> {
+pub(super) fn text(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<&str>> {
     match read_length(reader, compact, false).ok()? {
         None if nullable => Some(None),
         None => None,

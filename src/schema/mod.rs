@@ -115,6 +115,23 @@ pub struct FieldSpec {
     pub default: DefaultValue,
 }
 
+impl FieldSpec {
+    /// Whether the field travels in its struct's body (not among the
+    /// tagged fields) at `version`, in a message that is `flexible` there.
+    #[inline]
+    pub fn in_body(&self, version: i16, flexible: bool) -> bool {
+        self.versions.contains(version) && !(flexible && self.tagged.contains(version))
+    }
+
+    /// Whether the field is written in its compact (flexible) form at
+    /// `version`, in a message that is `flexible` there.
+    #[inline]
+    pub fn is_compact(&self, version: i16, flexible: bool) -> bool {
+        self.flexible
+            .map_or(flexible, |versions| versions.contains(version))
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MessageKind {
     Request,
