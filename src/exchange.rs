@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::frame::DecodedFrame;
-use crate::schema;
+use crate::{json, schema};
 pub use crate::summary::{RecordTally, Summary};
 
 /// One side of an exchange as it was on the wire.
@@ -32,6 +32,10 @@ impl Message {
         self.frame.size.saturating_add(missing)
     }
 }
+
+/// Packet numbers of an exchange: most take two to four packets, held
+/// inline.
+pub type PacketList = smallvec::SmallVec<[u64; 4]>;
 
 /// How complete an exchange is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +68,7 @@ pub struct Exchange {
     /// request (which is not in the capture).
     pub inferred: bool,
     /// Packet numbers (from 0) that carried this exchange's bytes.
-    pub packets: Vec<u64>,
+    pub packets: PacketList,
     /// Bytes of this exchange were lost to a capture gap: a message is
     /// partial (see `Message::missing_bytes`) or was not seen at all.
     pub lost: bool,
@@ -157,10 +161,10 @@ impl Exchange {
                     None => continue,
                 },
             };
-            match &mut settled {
-                Some(summary) => summary.merge(&part),
-                None => settled = Some(part),
-            }
+            settled = Some(match settled {
+                Some(first) => first.then(part),
+                None => part,
+            });
         }
         self.summary = settled;
     }
@@ -176,6 +180,7 @@ pub fn push_int(out: &mut String, n: i64) {
 }
 
 /// Appends `n` in decimal, as `{n}` would.
+#[inline]
 pub fn push_uint(out: &mut String, n: u64) {
     if n < 10 {
         // The commonest case: one digit (the cast keeps it whole).
@@ -187,24 +192,27 @@ pub fn push_uint(out: &mut String, n: u64) {
 
 /// Appends `n` in decimal with leading zeros up to `width` digits, as
 /// `{n:0width$}` would (for widths up to 20, all a `u64` needs).
-///
-/// The digits are written back to front into a buffer of zeros, which
-/// makes the padding free, and appended in one go.
-pub fn push_uint_zero_padded(out: &mut String, mut n: u64, width: usize) {
-    let mut digits = [b'0'; 20];
-    let mut used = 0;
-    for slot in digits.iter_mut().rev() {
-        // A remainder by 10 is below 10: the cast keeps it whole.
-        *slot = b'0' + (n % 10) as u8;
-        used += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+pub fn push_uint_zero_padded(out: &mut String, n: u64, width: usize) {
+    // Up to eight digits (nearly every number on a line), all eight are
+    // written in one store and the extra leading zeros cut off.
+    if n < 100_000_000 && width <= 8 {
+        let digits = json::eight_digits(n);
+        let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
+        let keep = len.max(width);
+        let start = out.len();
+        // Leading digits are the low bytes: shift the ones not kept out.
+        let kept = (digits >> (8 * (8 - keep))).to_le_bytes();
+        // SAFETY: `eight_digits` gives only the ASCII digits 0-9.
+        out.push_str(unsafe { std::str::from_utf8_unchecked(&kept) });
+        out.truncate(start + keep);
+        return;
     }
-    let start = digits.len().saturating_sub(used.max(width));
+    let (digits, len) = json::decimal_digits(n);
+    let start = digits.len().saturating_sub(len.max(width));
     let digits = digits.get(start..).unwrap_or_default();
-    out.extend(digits.iter().map(|digit| char::from(*digit)));
+    // SAFETY: `decimal_digits` writes only the ASCII digits 0-9. (Checking
+    // costs more than writing them, on hot lines.)
+    out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
 }
 
 pub fn error_name(code: i16) -> String {

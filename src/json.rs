@@ -649,6 +649,25 @@ fn write_leading(out: &mut Vec<u8>, n: u64) {
     out.truncate(len + 8 - zeros as usize);
 }
 
+/// The decimal digits of `n`, right-aligned in twenty bytes with zeros
+/// before them, and how many there are (at least one): for writers that
+/// pad with zeros or write into text.
+#[inline]
+pub fn decimal_digits(n: u64) -> ([u8; 20], usize) {
+    const E8: u64 = 100_000_000;
+    let mut digits = [b'0'; 20];
+    let (high, low) = digits.split_at_mut(12);
+    low.copy_from_slice(&eight_digits(n % E8).to_le_bytes());
+    if n >= E8 {
+        let (top, middle) = high.split_at_mut(4);
+        middle.copy_from_slice(&eight_digits(n / E8 % E8).to_le_bytes());
+        // Below 2^64, the top is at most four digits.
+        top.copy_from_slice(&eight_digits(n / (E8 * E8)).to_le_bytes()[4..]);
+    }
+    let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
+    (digits, len)
+}
+
 /// Eight ASCII zeros.
 const ZERO_DIGITS: u64 = 0x3030_3030_3030_3030;
 
@@ -660,7 +679,7 @@ const ZERO_DIGITS: u64 = 0x3030_3030_3030_3030;
 /// and shift, exact over the range of its lane (10486 / 2^20 for
 /// n < 10^4, 103 / 2^10 for n < 100).
 #[inline(always)]
-fn eight_digits(n: u64) -> u64 {
+pub(crate) fn eight_digits(n: u64) -> u64 {
     let high = n / 10_000;
     let fours = high | ((n - high * 10_000) << 32);
     let hundreds = ((fours * 10_486) >> 20) & 0x0000_007f_0000_007f;

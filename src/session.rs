@@ -53,7 +53,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
 use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
-use crate::exchange::{Exchange, ExchangeState, Message};
+use crate::exchange::{Exchange, ExchangeState, Message, PacketList};
 use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
 use crate::hashing::PlainHashing;
 use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
@@ -556,7 +556,7 @@ struct Partial {
     /// after it are not added to `prefix`.
     lost: bool,
     ts_ns: i64,
-    packets: Vec<u64>,
+    packets: PacketList,
 }
 
 /// The bytes of a direction not cut into frames yet. Bytes that arrive
@@ -736,11 +736,10 @@ impl Stream {
 
     /// Time of the first byte of `buf` and the packets that carried the
     /// first `len` bytes.
-    fn origin(&self, len: usize) -> (i64, Vec<u64>) {
+    fn origin(&self, len: usize) -> (i64, PacketList) {
         let end = self.base + len as u64;
         let mut ts_ns = 0;
-        // Most frames come in one packet or two.
-        let mut packets = Vec::with_capacity(2);
+        let mut packets = PacketList::new();
         for chunk in &self.chunks {
             if chunk.end <= self.base {
                 continue;
@@ -810,7 +809,7 @@ impl Stream {
 struct Cut {
     bytes: Bytes,
     ts_ns: i64,
-    packets: Vec<u64>,
+    packets: PacketList,
 }
 
 /// The raw-token phase after a SaslHandshake v0.
@@ -1837,7 +1836,7 @@ impl Conn {
             response: None,
             state: ExchangeState::ResponseMissing,
             inferred: false,
-            packets: Vec::new(),
+            packets: PacketList::new(),
             lost: false,
             sasl: None,
             summary: None,
@@ -2399,7 +2398,7 @@ fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
     decoded.body_bytes = Bytes::new();
 }
 
-fn merge_packets(packets: &mut Vec<u64>, more: Vec<u64>) {
+fn merge_packets(packets: &mut PacketList, more: PacketList) {
     packets.extend(more);
     packets.sort_unstable();
     packets.dedup();

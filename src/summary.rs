@@ -159,6 +159,23 @@ impl Summary {
         }
     }
 
+    /// This summary with `later`'s added, as [`Summary::merge`] does, but
+    /// without copying when it can: where this one only names topics (a
+    /// Metadata or ListOffsets request, say), adding its names to `later`
+    /// comes to the same.
+    pub fn then(mut self, mut later: Summary) -> Summary {
+        let names_only = self.records.is_empty()
+            && self.errors.is_empty()
+            && self.topics.values().all(SmallVec::is_empty);
+        if names_only {
+            later.merge(&self);
+            later
+        } else {
+            self.merge(&later);
+            self
+        }
+    }
+
     pub fn record_count(&self) -> u64 {
         self.records.values().map(|tally| tally.records).sum()
     }

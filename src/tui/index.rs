@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::codec::DecodeOptions;
-use crate::exchange::{error_name, Exchange, ExchangeState, Message, Summary};
+use crate::exchange::{error_name, Exchange, ExchangeState, Message, PacketList, Summary};
 use crate::filter::Subject;
 use crate::frame;
 
@@ -414,7 +414,7 @@ impl Ingest {
             self.kept += 1;
             flags |= KEPT;
             let mut whole = exchange.clone();
-            whole.packets = Vec::new();
+            whole.packets = PacketList::new();
             self.batch.kept.push((index, Box::new(whole)));
         }
         let (request, response) = if flags & KEPT != 0 {
@@ -678,7 +678,7 @@ impl Store {
             response,
             state: row.state(),
             inferred: row.has(INFERRED),
-            packets: self.packets(row).to_vec(),
+            packets: PacketList::from_slice(self.packets(row)),
             lost: row.has(LOST),
             sasl: None,
             summary: None,
