@@ -1114,7 +1114,7 @@ impl fmt::Display for Node {
 #[cfg(test)]
 pub(crate) mod testing {
     use crate::codec::DecodeOptions;
-    use crate::exchange::{Exchange, ExchangeState, Message};
+    use crate::exchange::{Exchange, ExchangeState, Message, PacketList};
     use crate::frames_file::{self, LineKind};
 
     /// Exchanges paired from a corpus `.frames` file, one millisecond apart,
@@ -1170,7 +1170,7 @@ pub(crate) mod testing {
                     })
                 }),
                 inferred: false,
-                packets: Vec::new(),
+                packets: PacketList::new(),
                 lost: false,
                 sasl: None,
                 summary: None,

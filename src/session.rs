@@ -2942,7 +2942,7 @@ mod tests {
         assert_eq!(first.client_id(), Some("kwire-corpus-kcat"));
         // Packets 0-1 are the handshake: the first request is packet 2 and
         // its response packet 3, one millisecond later.
-        assert_eq!(first.packets, vec![2, 3]);
+        assert_eq!(first.packets.as_slice(), [2, 3]);
         assert_eq!(first.latency_ns(), Some(1_000_000));
         let connection = &result.connections[0];
         assert_eq!(connection.kind, ConnectionKind::Kafka);
