@@ -4,6 +4,7 @@
 //! choosing the header version each API version uses.
 
 use bytes::Bytes;
+use compact_str::CompactString;
 
 use crate::codec::{
     decode_header, decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions,
@@ -70,7 +71,11 @@ pub struct DecodedFrame {
     /// The version the body was decoded at: `api_version`, except for an
     /// ApiVersions response that fell back to v0 (see `decode_response`).
     pub body_version: i16,
+    /// The header's tree: empty when it was skimmed (`DecodeOptions::skim`)
+    /// and well formed.
     pub header: Struct,
+    /// The header's client id, for request headers that have one.
+    pub client_id: Option<CompactString>,
     /// None when the body could not be started (unknown API or version).
     pub body: Option<Struct>,
     /// The body bytes, kept whole for hex views and for bodies not decoded.
@@ -104,7 +109,7 @@ impl DecodedFrame {
     }
 
     pub fn client_id(&self) -> Option<&str> {
-        self.header.str("client_id")
+        self.client_id.as_deref()
     }
 
     /// `Produce v9 request`.
@@ -241,6 +246,7 @@ fn decode_frame(
         header_version,
         body_version: api_version,
         header: Struct::default(),
+        client_id: None,
         body: None,
         body_bytes: Bytes::new(),
         trailing: Bytes::new(),
@@ -265,12 +271,12 @@ fn decode_frame(
         Ok(_) => {}
         Err(error) => errors.push(error.into()),
     }
-    // Headers are small and always whole trees: the client id is in one.
+    // Headers are small: whole trees, or when skimmed just the two fields
+    // the Kafka layer reads.
     let header = decode_header(&mut reader, header_spec, header_version, options);
-    decoded.correlation_id = header
-        .body
-        .int("correlation_id")
-        .and_then(|id| i32::try_from(id).ok());
+    decoded.correlation_id = header.correlation_id;
+    decoded.client_id = header.client_id;
+    let header = header.message;
     decoded.header = header.body;
     decoded.violations = header.violations;
     let header_ok = header.error.is_none();

@@ -2180,6 +2180,7 @@ impl Conn {
             header_version: -1,
             body_version: version,
             header: Struct::default(),
+            client_id: None,
             body: None,
             body_bytes: if show { token } else { Bytes::new() },
             raw: if show {

@@ -19,6 +19,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use bytes::Bytes;
+use compact_str::CompactString;
 use serde_json::Value as Json;
 
 use crate::records::{Budget, Limits, RecordSet};
@@ -428,45 +429,93 @@ pub fn decode_message(
     decoded
 }
 
-/// Decodes a frame header into a whole tree, skim or not. Headers are
-/// small flat structs (numbers and a client id) decoded for every frame:
-/// read here field by field when well formed, else by the general walk,
-/// which gives the same tree and reports what is wrong.
+/// A decoded frame header: its tree, and the two fields the Kafka layer
+/// reads from it.
+#[derive(Clone, Debug)]
+pub struct DecodedHeader {
+    /// The tree; empty when the header was skimmed (`DecodeOptions::skim`)
+    /// and well formed, since then only the fields below are wanted.
+    pub message: DecodedMessage,
+    pub correlation_id: Option<i32>,
+    pub client_id: Option<CompactString>,
+}
+
+/// Decodes a frame header. Headers are small flat structs (numbers and a
+/// client id) decoded for every frame: read here field by field when well
+/// formed, else by the general walk, which gives the same tree and reports
+/// what is wrong. When skimming, a well-formed header builds no tree.
 pub fn decode_header(
     reader: &mut Reader,
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-) -> DecodedMessage {
+) -> DecodedHeader {
     let flexible = spec.flexible.contains(version);
     let mut fast = reader.clone();
-    if let Some(body) = read_flat_struct(&mut fast, spec.body, version, flexible) {
+    let mut tree = (!options.skim).then(Struct::default);
+    let (mut correlation_id, mut client_id) = (None, None);
+    let flat = read_flat_fields(&mut fast, spec.body, version, flexible, |name, value| {
+        match (name, value) {
+            ("correlation_id", Flat::Int(id)) => correlation_id = i32::try_from(id).ok(),
+            ("client_id", Flat::Text(id)) => client_id = Some(CompactString::from(id)),
+            _ => {}
+        }
+        if let Some(tree) = tree.as_mut() {
+            let value = match value {
+                Flat::Null => Value::Null,
+                Flat::Int(n) => Value::Int(n),
+                Flat::Text(text) => Value::String(text.to_owned()),
+            };
+            tree.push(name, value);
+        }
+    });
+    if flat.is_some() {
         *reader = fast;
-        return DecodedMessage {
-            body,
-            error: None,
-            violations: Vec::new(),
-            summary: None,
+        return DecodedHeader {
+            message: DecodedMessage {
+                body: tree.unwrap_or_default(),
+                error: None,
+                violations: Vec::new(),
+                summary: None,
+            },
+            correlation_id,
+            client_id,
         };
     }
     let whole = DecodeOptions {
         skim: false,
         ..*options
     };
-    decode_message(reader, spec, version, &whole)
+    let message = decode_message(reader, spec, version, &whole);
+    DecodedHeader {
+        correlation_id: message
+            .body
+            .int("correlation_id")
+            .and_then(|id| i32::try_from(id).ok()),
+        client_id: message.body.str("client_id").map(CompactString::from),
+        message,
+    }
+}
+
+/// A field of a flat struct, as read.
+#[derive(Clone, Copy)]
+enum Flat<'a> {
+    Null,
+    Int(i64),
+    Text(&'a str),
 }
 
 /// Reads a struct of numbers and strings whose tagged-field section is
-/// empty; `None` for any other layout, or for anything the general walk
-/// would report (a null where none is allowed, a short read, bad UTF-8).
-fn read_flat_struct(
+/// empty, handing each field to `each` in order; `None` for any other
+/// layout, or for anything the general walk would report (a null where
+/// none is allowed, a short read, bad UTF-8).
+fn read_flat_fields(
     reader: &mut Reader,
     spec: &StructSpec,
     version: i16,
     flexible: bool,
-) -> Option<Struct> {
-    let mut out = Struct::default();
-    out.fields.reserve_exact(spec.fields.len());
+    mut each: impl FnMut(&'static str, Flat<'_>),
+) -> Option<()> {
     for field in spec
         .fields
         .iter()
@@ -476,17 +525,16 @@ fn read_flat_struct(
             FieldType::String => {
                 let compact = field.is_compact(version, flexible);
                 let nullable = field.nullable.contains(version);
-                skim::text(reader, compact, nullable)?
-                    .map_or(Value::Null, |text| Value::String(text.to_owned()))
+                skim::text(reader, compact, nullable)?.map_or(Flat::Null, Flat::Text)
             }
-            ty => Value::Int(read_int(reader, ty).ok()??),
+            ty => Flat::Int(read_int(reader, ty).ok()??),
         };
-        out.push(field.name, value);
+        each(field.name, value);
     }
     if flexible && reader.unsigned_varint().ok()? != 0 {
         return None;
     }
-    Some(out)
+    Some(())
 }
 
 /// Skims a body by its plan ([`skim`]); `None`, with `reader` as it was,
