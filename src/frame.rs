@@ -93,7 +93,8 @@ pub struct DecodedFrame {
     /// `codec::DecodedMessage::violations`).
     pub violations: Vec<DecodeError>,
     /// What the body is about, when it was skimmed (`DecodeOptions::skim`):
-    /// `body` then holds only its top-level numbers.
+    /// `body` then holds only the top-level numbers in `codec::SKIM_KEEPS`
+    /// (or, where the skim gave up, the whole tree).
     pub summary: Option<Summary>,
 }
 

@@ -10,8 +10,8 @@
 //!
 //! A message can also be skimmed (`DecodeOptions::skim`) for what a summary
 //! needs: topics, partitions, record sets and error codes go to a
-//! [`Gatherer`] and the body keeps only its top-level numbers, with nothing
-//! else built ([`skim`]). A body the skim does not cover (anything that is
+//! [`Gatherer`] and the body keeps only the top-level numbers the Kafka
+//! layer reads ([`SKIM_KEEPS`]), with nothing else built ([`skim`]). A body the skim does not cover (anything that is
 //! an error or a violation) is decoded whole, and its summary is read from
 //! the tree.
 
@@ -36,11 +36,15 @@ pub struct DecodeOptions {
     /// How far record batches are decoded.
     pub records: RecordsMode,
     pub limits: Limits,
-    /// Skim instead of building the tree: the body keeps its top-level
-    /// numbers (acks, error_code, throttle_time_ms, ...) and the message's
-    /// summary is gathered on the way (`DecodedMessage::summary`).
+    /// Skim instead of building the tree: the body keeps only the
+    /// top-level numbers named in [`SKIM_KEEPS`] and the message's summary
+    /// is gathered on the way (`DecodedMessage::summary`).
     pub skim: bool,
 }
+
+/// The top-level numbers a skimmed body keeps: those the Kafka layer
+/// reads from bodies it skims (whether a Produce expects an answer).
+pub const SKIM_KEEPS: &[&str] = &["acks"];
 
 impl Default for DecodeOptions {
     fn default() -> DecodeOptions {
@@ -365,7 +369,7 @@ pub struct DecodedMessage {
     /// such as a null where the schema does not allow one.
     pub violations: Vec<DecodeError>,
     /// What the message is about, when it was skimmed (`body` then holds
-    /// at least its top-level numbers).
+    /// at least the top-level numbers in [`SKIM_KEEPS`]).
     pub summary: Option<Summary>,
 }
 

@@ -11,7 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use super::{decode_records, read_fixed, read_int, read_length, RecordsMode};
+use super::{decode_records, read_fixed, read_int, read_length, RecordsMode, SKIM_KEEPS};
 use crate::hashing::PlainHashing;
 use crate::records::Budget;
 use crate::schema::{FieldType, StructSpec};
@@ -32,7 +32,7 @@ enum Step {
     /// Fixed-size fields that tell a summary nothing: this many bytes.
     Skip(usize),
     /// A fixed-size field, handed to the gatherer and, at a body's top
-    /// level, kept.
+    /// level, kept when named in `SKIM_KEEPS`.
     Fixed {
         name: &'static str,
         ty: &'static FieldType,
@@ -150,7 +150,8 @@ fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -
                     _ => number_role(name).map(Ask::Number),
                 };
                 let size = fixed.fixed_size()?;
-                if gather.is_none() && !top {
+                let keep = top && SKIM_KEEPS.contains(&name);
+                if gather.is_none() && !keep {
                     match steps.last_mut() {
                         Some(Step::Skip(run)) => *run += size,
                         _ => steps.push(Step::Skip(size)),
@@ -161,7 +162,7 @@ fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -
                     name,
                     ty: fixed,
                     gather,
-                    keep: top,
+                    keep,
                 }
             }
         };
