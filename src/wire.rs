@@ -61,6 +61,17 @@ impl Reader {
         self.origin + self.pos
     }
 
+    /// Where the reader stands, to come back to with [`Reader::rewind`]:
+    /// cheaper than a clone, which shares the bytes.
+    pub fn mark(&self) -> usize {
+        self.pos
+    }
+
+    /// Goes back to a [`Reader::mark`] of this reader.
+    pub fn rewind(&mut self, mark: usize) {
+        self.pos = mark.min(self.data.len());
+    }
+
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }

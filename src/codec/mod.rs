@@ -455,10 +455,10 @@ pub fn decode_header(
     options: &DecodeOptions,
 ) -> DecodedHeader {
     let flexible = spec.flexible.contains(version);
-    let mut fast = reader.clone();
+    let start = reader.mark();
     let mut tree = (!options.skim).then(Struct::default);
     let (mut correlation_id, mut client_id) = (None, None);
-    let flat = read_flat_fields(&mut fast, spec.body, version, flexible, |name, value| {
+    let flat = read_flat_fields(reader, spec.body, version, flexible, |name, value| {
         match (name, value) {
             ("correlation_id", Flat::Int(id)) => correlation_id = i32::try_from(id).ok(),
             ("client_id", Flat::Text(id)) => client_id = Some(CompactString::from(id)),
@@ -474,7 +474,6 @@ pub fn decode_header(
         }
     });
     if flat.is_some() {
-        *reader = fast;
         return DecodedHeader {
             message: DecodedMessage {
                 body: tree.unwrap_or_default(),
@@ -486,6 +485,7 @@ pub fn decode_header(
             client_id,
         };
     }
+    reader.rewind(start);
     let whole = DecodeOptions {
         skim: false,
         ..*options
@@ -550,7 +550,7 @@ fn skim_message(
     options: &DecodeOptions,
 ) -> Option<DecodedMessage> {
     let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
-    let mut fast = reader.clone();
+    let start = reader.mark();
     let mut body = Struct::default();
     body.fields.reserve_exact(plan.kept);
     let mut gather = Gatherer::start();
@@ -560,8 +560,10 @@ fn skim_message(
         records: options.records,
         budget: &mut Budget::new(options.limits.max_decompressed),
     };
-    skim.run(&plan, &mut fast, Some(&mut body))?;
-    *reader = fast;
+    if skim.run(&plan, reader, Some(&mut body)).is_none() {
+        reader.rewind(start);
+        return None;
+    }
     Some(DecodedMessage {
         body,
         error: None,
