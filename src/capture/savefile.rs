@@ -20,7 +20,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use super::LinkType;
 
@@ -210,14 +210,13 @@ impl Savefile {
     }
 
     fn next_classic(&mut self, nanos: bool) -> Result<Option<Record>, String> {
-        let header = self.read(RECORD_HEADER_LEN)?;
-        if header.is_empty() {
+        let (header, got) = self.read_small::<RECORD_HEADER_LEN>()?;
+        if got == 0 {
             return Ok(None);
         }
-        if header.len() < RECORD_HEADER_LEN {
+        if got < RECORD_HEADER_LEN {
             return Err(format!(
-                "truncated dump file; tried to read {RECORD_HEADER_LEN} header bytes, only got {}",
-                header.len()
+                "truncated dump file; tried to read {RECORD_HEADER_LEN} header bytes, only got {got}"
             ));
         }
         let field = |at: usize| self.u32_at(&header, at).unwrap_or(0);
@@ -249,7 +248,7 @@ impl Savefile {
                 self.snapshot
             ));
         }
-        let data = self.read(to_usize(caplen))?;
+        let mut data = self.read(to_usize(caplen))?;
         let got = data.len();
         // A record longer than the snapshot length is cut to it, the rest
         // read and dropped.
@@ -264,10 +263,11 @@ impl Savefile {
                 "truncated dump file; tried to read {caplen} captured bytes, only got {got}"
             ));
         }
+        data.truncate(to_usize(keep));
         Ok(Some(Record {
             ts_ns,
             origlen,
-            data: data.slice(..to_usize(keep)),
+            data,
         }))
     }
 
@@ -327,10 +327,11 @@ impl Savefile {
     /// The next block's type and body (what follows the type and length,
     /// trailer included); `Ok(None)` at the end of the file.
     fn next_block(&mut self) -> Result<Option<(u32, Bytes)>, Stop> {
-        let head = self.read(8).map_err(|_| Stop::Handover)?;
-        if head.is_empty() {
+        let (head, got) = self.read_small::<8>().map_err(|_| Stop::Handover)?;
+        if got == 0 {
             return Ok(None);
         }
+        let head = head.get(..got).unwrap_or_default();
         let (Some(kind), Some(total)) = (self.u32_at(&head, 0), self.u32_at(&head, 4)) else {
             return Err(Stop::Handover);
         };
@@ -354,7 +355,7 @@ impl Savefile {
                 return Ok(None);
             };
             match kind {
-                ENHANCED_PACKET => return self.enhanced_packet(&body, units).map(Some),
+                ENHANCED_PACKET => return self.enhanced_packet(body, units).map(Some),
                 SECTION_HEADER | INTERFACE_DESCRIPTION | OBSOLETE_PACKET | SIMPLE_PACKET => {
                     return Err(Stop::Handover);
                 }
@@ -366,8 +367,8 @@ impl Savefile {
     }
 
     /// An enhanced packet block (section 4.3) of the one interface.
-    fn enhanced_packet(&self, body: &Bytes, units: u64) -> Result<Record, Stop> {
-        let field = |at: usize| self.u32_at(body, at).ok_or(Stop::Handover);
+    fn enhanced_packet(&self, body: Bytes, units: u64) -> Result<Record, Stop> {
+        let field = |at: usize| self.u32_at(&body, at).ok_or(Stop::Handover);
         let (interface, high, low) = (field(0)?, field(4)?, field(8)?);
         let (caplen, origlen) = (field(12)?, field(16)?);
         let end = 20 + to_usize(caplen);
@@ -378,20 +379,46 @@ impl Savefile {
         let seconds = i64::try_from(ticks / units).map_err(|_| Stop::Handover)?;
         let fraction_ns =
             i64::try_from((ticks % units) * (1_000_000_000 / units)).map_err(|_| Stop::Handover)?;
+        // The packet is the body narrowed down: no new view to count.
+        let mut data = body;
+        data.truncate(end);
+        data.advance(20);
         Ok(Record {
             ts_ns: seconds
                 .saturating_mul(1_000_000_000)
                 .saturating_add(fraction_ns),
             origlen,
-            data: body.slice(20..end),
+            data,
         })
     }
 
     /// The next `len` bytes of the file; fewer only at its end.
     fn read(&mut self, len: usize) -> Result<Bytes, String> {
-        if self.block.len() >= len {
-            return Ok(self.block.split_to(len));
+        if self.block.len() < len {
+            self.refill(len)?;
         }
+        Ok(self.block.split_to(len.min(self.block.len())))
+    }
+
+    /// The next `N` bytes of the file copied out, and how many there were
+    /// (fewer only at its end): for record headers, which need no view of
+    /// the block kept.
+    fn read_small<const N: usize>(&mut self) -> Result<([u8; N], usize), String> {
+        if self.block.len() < N {
+            self.refill(N)?;
+        }
+        let got = self.block.len().min(N);
+        let mut out = [0; N];
+        if let (Some(to), Some(from)) = (out.get_mut(..got), self.block.get(..got)) {
+            to.copy_from_slice(from);
+        }
+        self.block.advance(got);
+        Ok((out, got))
+    }
+
+    /// Makes `block` hold the next `len` bytes of the file, or what is left
+    /// of it.
+    fn refill(&mut self, len: usize) -> Result<(), String> {
         let capacity = if len > OWN_ALLOCATION_MIN {
             len
         } else {
@@ -405,10 +432,8 @@ impl Savefile {
             .take(room as u64)
             .read_to_end(&mut block)
             .map_err(|error| format!("error reading dump file: {}", os_message(&error)))?;
-        let mut block = Bytes::from(block);
-        let taken = block.split_to(len.min(block.len()));
-        self.block = block;
-        Ok(taken)
+        self.block = Bytes::from(block);
+        Ok(())
     }
 }
 
