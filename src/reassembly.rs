@@ -714,7 +714,9 @@ impl Reassembler {
     pub fn push(&mut self, segment: TcpSegment, out: &mut Vec<StreamEvent>) {
         self.clock = self.clock.saturating_add(1);
         let key = flow_key(segment.src, segment.dst);
-        if self.lru.len() > self.conns.len().saturating_mul(2).saturating_add(16) {
+        // Stale entries are dropped when they outnumber live ones three to
+        // one: each drop looks up every entry, so rarer is cheaper.
+        if self.lru.len() > self.conns.len().saturating_mul(4).saturating_add(64) {
             let conns = &self.conns;
             self.lru.retain(|&(stamp, key)| is_live(conns, stamp, key));
         }

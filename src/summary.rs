@@ -318,26 +318,29 @@ impl Frame {
 }
 
 thread_local! {
-    /// A gatherer between two messages, kept with its buffers so that the
-    /// next message allocates none.
-    static SPARE: Cell<Option<Gatherer>> = const { Cell::new(None) };
+    /// The struct frames of a gatherer between two messages, kept with
+    /// their buffers so that the next message allocates none.
+    static SPARE_FRAMES: Cell<Vec<Frame>> = const { Cell::new(Vec::new()) };
 }
 
 impl Gatherer {
-    /// A gatherer for one message: this thread's spare one, or a new one.
+    /// A gatherer for one message, with this thread's spare frames.
     pub fn start() -> Gatherer {
-        SPARE.with(Cell::take).unwrap_or_default()
+        Gatherer {
+            summary: Summary::default(),
+            frames: SPARE_FRAMES.with(Cell::take),
+            depth: 0,
+        }
     }
 
     /// The summary gathered, structs left open (by a walk that failed)
-    /// closed; the gatherer becomes the thread's spare.
+    /// closed; the frames become the thread's spare ones.
     pub fn finish(mut self) -> Summary {
         while self.depth > 0 {
             self.leave_struct();
         }
-        let summary = std::mem::take(&mut self.summary);
-        SPARE.with(|spare| spare.set(Some(self)));
-        summary
+        SPARE_FRAMES.with(|spare| spare.set(std::mem::take(&mut self.frames)));
+        self.summary
     }
 
     pub fn enter_struct(&mut self) {
