@@ -641,7 +641,7 @@ pub fn write_duration(out: &mut String, ns: i64) {
     if !write_fixed(out, ns, scale, digits) {
         write_duration_float(out, ns, scale, digits);
     }
-    if out[start..].contains('.') {
+    if digits > 0 {
         let kept = out[start..]
             .trim_end_matches('0')
             .trim_end_matches('.')

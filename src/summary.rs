@@ -269,7 +269,9 @@ impl Summary {
         }
         // Nothing before the records or errors leaves a leading space.
         let lead = out[start..].len() - out[start..].trim_start().len();
-        out.drain(start..start + lead);
+        if lead > 0 {
+            out.drain(start..start + lead);
+        }
     }
 }
 
