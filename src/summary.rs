@@ -389,16 +389,22 @@ impl Gatherer {
     }
 
     /// An integer field whose role is known ([`number_role`]).
+    #[inline]
     pub fn number(&mut self, role: NumberRole, value: i64) {
-        let rank = match role {
+        match role {
+            // Nearly every error code is 0, which counts for nothing.
+            NumberRole::Error if value == 0 => {}
             NumberRole::Error => {
-                if let Ok(code @ (..=-1 | 1..)) = i16::try_from(value) {
+                if let Ok(code) = i16::try_from(value) {
                     self.summary.note_error(code);
                 }
-                return;
             }
-            NumberRole::Partition(rank) => rank,
-        };
+            NumberRole::Partition(rank) => self.partition(rank, value),
+        }
+    }
+
+    /// A partition field of rank `rank` in the current struct.
+    fn partition(&mut self, rank: usize, value: i64) {
         let Some(frame) = self.current() else {
             return;
         };
