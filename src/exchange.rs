@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use crate::frame::DecodedFrame;
-use crate::{json, schema};
 pub use crate::summary::{RecordTally, Summary};
+use crate::{json, schema};
 
 /// One side of an exchange as it was on the wire.
 #[derive(Clone, Debug)]

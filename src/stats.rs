@@ -45,6 +45,8 @@ pub struct Stats {
     partitions_overflow: PartitionStats,
     clients: BTreeMap<String, u64>,
     clients_overflow: u64,
+    /// Record batches whose CRC does not match their bytes.
+    bad_crc_batches: u64,
 }
 
 /// One API's exchanges.
@@ -130,6 +132,7 @@ impl Stats {
             .any(|message| message.frame.error.is_some());
         api.undecodable += u64::from(undecodable);
         api.with_errors += u64::from(!summary.errors.is_empty());
+        self.bad_crc_batches += summary.bad_crc_batches();
         api.request_bytes += exchange.request_size().unwrap_or(0) as u64;
         api.response_bytes += exchange.response_size().unwrap_or(0) as u64;
         if let Some(latency) = exchange.latency_ns() {
@@ -341,6 +344,14 @@ impl Stats {
             ));
         }
         table.render_into(&mut out);
+        if self.bad_crc_batches > 0 {
+            // Their exchanges are the lines flagged `[bad CRC]`.
+            let _ = writeln!(
+                out,
+                "  record batches with a bad CRC: {}",
+                self.bad_crc_batches
+            );
+        }
 
         out.push_str("\nConnections\n");
         let mut table = Table::new(&[
@@ -538,6 +549,7 @@ impl Stats {
             "errors": errors,
             "partitions": partitions,
             "partitions_overflow": partition_json(&self.partitions_overflow),
+            "bad_crc_batches": self.bad_crc_batches,
             "connections": connections,
             "connections_omitted": report.connections_omitted,
             "client_ids": clients,

@@ -38,6 +38,8 @@ pub struct RecordTally {
     pub records: u64,
     /// Bytes of the record sets on the wire.
     pub bytes: u64,
+    /// Batches whose CRC does not match their bytes.
+    pub bad_crc: u64,
 }
 
 /// A small map kept as a list sorted by key. A summary names one topic or
@@ -153,6 +155,7 @@ impl Summary {
             mine.batches += tally.batches;
             mine.records += tally.records;
             mine.bytes += tally.bytes;
+            mine.bad_crc += tally.bad_crc;
         }
         for code in &other.errors {
             self.note_error(*code);
@@ -182,6 +185,11 @@ impl Summary {
 
     pub fn record_bytes(&self) -> u64 {
         self.records.values().map(|tally| tally.bytes).sum()
+    }
+
+    /// Record batches whose CRC does not match their bytes.
+    pub fn bad_crc_batches(&self) -> u64 {
+        self.records.values().map(|tally| tally.bad_crc).sum()
     }
 
     /// Error names, `NONE` left out: `UNKNOWN_TOPIC_OR_PARTITION`.
@@ -220,6 +228,7 @@ impl Summary {
         tally.batches += records.batches.len() as u64;
         tally.records += records.record_count() as u64;
         tally.bytes += records.raw.len() as u64;
+        tally.bad_crc += records.crc_mismatches() as u64;
     }
 
     /// `orders[0,1] payments[3]`, then records and errors.

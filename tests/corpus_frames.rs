@@ -380,6 +380,9 @@ fn every_corpus_header_reads_flat_as_the_walk_reads_it() {
     }
     println!("{compared} headers compared, {whole} whole, {skimmed_flat} skimmed without a tree");
     assert!(compared >= 50_000, "only {compared} headers compared");
-    assert!(skimmed_flat >= 20_000, "only {skimmed_flat} headers skimmed without a tree");
+    assert!(
+        skimmed_flat >= 20_000,
+        "only {skimmed_flat} headers skimmed without a tree"
+    );
     assert!(whole >= 20_000, "only {whole} headers decoded whole");
 }

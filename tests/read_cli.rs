@@ -306,3 +306,66 @@ fn a_truncated_capture_warns_and_still_prints() {
         "{stderr}"
     );
 }
+
+/// Objects anywhere in `value` whose `crc_ok` is false.
+fn bad_crcs(value: &Json) -> usize {
+    match value {
+        Json::Object(object) => {
+            usize::from(object.get("crc_ok") == Some(&Json::Bool(false)))
+                + object.values().map(bad_crcs).sum::<usize>()
+        }
+        Json::Array(items) => items.iter().map(bad_crcs).sum(),
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_record_batch_with_a_bad_crc_is_flagged_and_counted() {
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let mut bytes = std::fs::read(&capture).expect("corpus capture");
+    // The first record value of the capture, in kcat's first Produce: one
+    // bit changed makes its batch's CRC-32C wrong, and nothing else.
+    let value = b"value 1 the quick brown fox";
+    let at = bytes
+        .windows(value.len())
+        .position(|window| window == value)
+        .expect("a record value");
+    bytes[at + 6] ^= 0x01;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let damaged = dir.path().join("bad-crc.pcap");
+    std::fs::write(&damaged, &bytes).expect("write");
+    let path = damaged.to_str().expect("utf-8 path");
+
+    let lines = stdout_of(&["read", path]);
+    let flagged: Vec<&str> = lines
+        .lines()
+        .filter(|line| line.contains("[bad CRC]"))
+        .collect();
+    assert_eq!(flagged.len(), 1, "{lines}");
+    assert!(flagged[0].contains("Produce v7") && flagged[0].contains("kcat-none[0] 8 records"));
+    let clean = stdout_of(&["read", capture.to_str().expect("utf-8 path")]);
+    assert!(!clean.contains("[bad CRC]"), "{clean}");
+
+    // The JSON shows the batch's CRC as wrong; the statistics count it.
+    let json: usize = json_lines(&stdout_of(&["read", "--json", path]))
+        .iter()
+        .map(bad_crcs)
+        .sum();
+    assert_eq!(json, 1);
+    let stats = stdout_of(&["read", "--stats", path]);
+    assert!(
+        stats.contains("record batches with a bad CRC: 1\n"),
+        "{stats}"
+    );
+    let stats: Json =
+        serde_json::from_str(&stdout_of(&["read", "--stats", "--json", path])).expect("JSON");
+    assert_eq!(stats["bad_crc_batches"], 1);
+    let clean: Json = serde_json::from_str(&stdout_of(&[
+        "read",
+        "--stats",
+        "--json",
+        capture.to_str().expect("utf-8 path"),
+    ]))
+    .expect("JSON");
+    assert_eq!(clean["bad_crc_batches"], 0);
+}

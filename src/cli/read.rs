@@ -266,7 +266,7 @@ fn write_text_line(
         Some(client_id) => write_quoted_if_needed(out, client_id),
         None => out.push('-'),
     }
-    for flag in flags(exchange) {
+    for flag in flags(exchange, summary) {
         out.push_str(" [");
         out.push_str(flag);
         out.push(']');
@@ -390,7 +390,7 @@ fn pad_right(out: &mut String, width: usize, write: impl FnOnce(&mut String)) {
 }
 
 /// Marks for what is unusual about an exchange.
-fn flags(exchange: &Exchange) -> impl Iterator<Item = &'static str> {
+fn flags(exchange: &Exchange, summary: &Summary) -> impl Iterator<Item = &'static str> {
     let state = match exchange.state {
         ExchangeState::Complete => None,
         ExchangeState::NoResponseExpected => Some("acks=0"),
@@ -402,7 +402,10 @@ fn flags(exchange: &Exchange) -> impl Iterator<Item = &'static str> {
     let newer = kwire::schema::api(exchange.api_key)
         .is_some_and(|api| exchange.api_version > api.request.valid.max);
     let newer = newer.then_some("newer than definitions");
-    [state, inferred, lost, newer].into_iter().flatten()
+    let bad_crc = (summary.bad_crc_batches() > 0).then_some("bad CRC");
+    [state, inferred, lost, newer, bad_crc]
+        .into_iter()
+        .flatten()
 }
 
 /// What `--write` keeps: the packets of the kept exchanges, and the
@@ -602,7 +605,7 @@ mod tests {
             exchange.broker.to_string(),
             exchange.correlation_id,
         );
-        for flag in flags(exchange) {
+        for flag in flags(exchange, summary) {
             line.push_str(&format!(" [{flag}]"));
         }
         let about = match &exchange.sasl {

@@ -49,6 +49,7 @@ fn read_checked(raw: &Bytes, start: usize, end: usize, index: usize) -> (Batch, 
     let covered = raw.get(start + CRC_START..end).unwrap_or_default();
     b.crc_computed = crc32c::crc32c(covered);
     b.crc_ok = b.crc_computed == b.crc;
+    b.crc_checked = true;
     if !b.crc_ok {
         let what = format!(
             "crc {:#010x} does not match the computed CRC-32C {:#010x}",

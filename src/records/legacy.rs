@@ -140,6 +140,7 @@ pub fn decode(raw: &Bytes, start: usize, end: usize, index: usize, budget: &mut 
     b.crc = msg.crc;
     b.crc_computed = msg.crc_computed;
     b.crc_ok = msg.crc == msg.crc_computed;
+    b.crc_checked = true;
     b.attributes = i16::from(msg.attributes);
     b.base_timestamp = msg.timestamp;
     b.max_timestamp = msg.timestamp;

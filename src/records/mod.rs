@@ -125,6 +125,9 @@ pub struct Batch {
     /// What the CRC should have been, were it correct.
     pub crc_computed: u32,
     pub crc_ok: bool,
+    /// The CRC was computed (its header could be read): `crc_ok` then says
+    /// whether it matches.
+    pub crc_checked: bool,
     /// int16 for magic 2; the int8 attributes, zero-extended, for magic 0/1.
     pub attributes: i16,
     pub last_offset_delta: i32,
@@ -169,6 +172,7 @@ impl Batch {
             crc: 0,
             crc_computed: 0,
             crc_ok: false,
+            crc_checked: false,
             attributes: 0,
             last_offset_delta: -1,
             base_timestamp: -1,
@@ -186,6 +190,12 @@ impl Batch {
             errors: Vec::new(),
             headers_only: false,
         }
+    }
+
+    /// Whether a CRC this entry states does not match its bytes: the
+    /// batch's, or (magic 0/1) that of a message inside a wrapper.
+    pub fn crc_mismatch(&self) -> bool {
+        (self.crc_checked && !self.crc_ok) || self.legacy.iter().any(|message| !message.crc_ok)
     }
 
     /// The records in this entry: those decoded, or for a batch whose
@@ -588,6 +598,14 @@ impl RecordSet {
     /// Records over all batches (see [`Batch::count`]; 0 when undecoded).
     pub fn record_count(&self) -> usize {
         self.batches.iter().map(Batch::count).sum()
+    }
+
+    /// Entries whose CRC, or that of a message inside, does not match.
+    pub fn crc_mismatches(&self) -> usize {
+        self.batches
+            .iter()
+            .filter(|batch| batch.crc_mismatch())
+            .count()
     }
 
     /// Every problem found, each naming batch, byte offset and field. A
