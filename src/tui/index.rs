@@ -43,6 +43,8 @@ pub const KEPT: u8 = 8;
 /// The frames' bytes were not kept (the memory cap was reached).
 pub const RAW_DROPPED: u8 = 16;
 pub const SASL: u8 = 32;
+/// A record batch's CRC does not match its bytes.
+pub const BAD_CRC: u8 = 64;
 
 /// Where a frame's bytes are in the arena.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -394,6 +396,9 @@ impl Ingest {
         }
         if exchange.sasl.is_some() {
             flags |= SASL;
+        }
+        if summary.bad_crc_batches() > 0 {
+            flags |= BAD_CRC;
         }
         let raw_size = exchange.request.as_ref().map_or(0, |m| m.frame.raw.len())
             + exchange.response.as_ref().map_or(0, |m| m.frame.raw.len());

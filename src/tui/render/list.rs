@@ -27,6 +27,9 @@ pub fn status(store: &Store, index: usize, theme: Theme) -> (String, Style) {
     if row.has(index::UNDECODABLE) {
         return ("undecodable".to_owned(), theme.error());
     }
+    if row.has(index::BAD_CRC) {
+        return ("bad CRC".to_owned(), theme.error());
+    }
     if row.has(index::LOST) {
         return ("lost bytes".to_owned(), theme.accent());
     }
