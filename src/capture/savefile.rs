@@ -332,7 +332,7 @@ impl Savefile {
             return Ok(None);
         }
         let head = head.get(..got).unwrap_or_default();
-        let (Some(kind), Some(total)) = (self.u32_at(&head, 0), self.u32_at(&head, 4)) else {
+        let (Some(kind), Some(total)) = (self.u32_at(head, 0), self.u32_at(head, 4)) else {
             return Err(Stop::Handover);
         };
         if !(12..=MAX_BLOCK).contains(&total) || total % 4 != 0 {
