@@ -56,8 +56,9 @@
 //! - `state` is one of `complete`, `no_response` (a Produce with acks=0),
 //!   `response_missing`, `request_missing`, `missing` (either side),
 //!   `inferred` (the response's API was inferred), `undecodable` (either
-//!   side failed to decode) and `lost` (bytes of the exchange fell in a
-//!   capture gap); `-` and `_` are interchangeable.
+//!   side failed to decode), `lost` (bytes of the exchange fell in a
+//!   capture gap) and `bad_crc` (a record batch's CRC does not match its
+//!   bytes); `-` and `_` are interchangeable.
 //!
 //! Examples: `api=Produce and topic=orders`, `error!=NONE`, `latency>50ms`,
 //! `not (api=Metadata or api=ApiVersions)`, `client~rdkafka and size>1MiB`.
@@ -721,6 +722,7 @@ enum StateValue {
     Inferred,
     Undecodable,
     Lost,
+    BadCrc,
 }
 
 impl StateValue {
@@ -735,9 +737,10 @@ impl StateValue {
             "inferred" => StateValue::Inferred,
             "undecodable" => StateValue::Undecodable,
             "lost" => StateValue::Lost,
+            "bad_crc" => StateValue::BadCrc,
             _ => {
                 return Err("states are complete, no_response, response_missing, \
-                    request_missing, missing, inferred, undecodable, lost"
+                    request_missing, missing, inferred, undecodable, lost, bad_crc"
                     .to_owned())
             }
         })
@@ -757,6 +760,7 @@ impl StateValue {
             StateValue::Inferred => subject.inferred(),
             StateValue::Undecodable => subject.undecodable(),
             StateValue::Lost => subject.lost(),
+            StateValue::BadCrc => subject.bad_crc(),
         }
     }
 }
@@ -925,6 +929,8 @@ pub trait Subject {
     fn lost(&self) -> bool;
     /// A side of the exchange did not decode.
     fn undecodable(&self) -> bool;
+    /// A record batch's CRC does not match its bytes.
+    fn bad_crc(&self) -> bool;
     /// Whether `test` holds for one of the topics (with its partitions).
     fn any_topic(&self, test: &mut dyn FnMut(&str, &[i32]) -> bool) -> bool;
     /// The non-zero error codes, each once.
@@ -977,6 +983,9 @@ impl Subject for Context<'_> {
             .flatten()
             .any(|message| message.frame.error.is_some())
     }
+    fn bad_crc(&self) -> bool {
+        self.summary().bad_crc_batches() > 0
+    }
     fn any_topic(&self, test: &mut dyn FnMut(&str, &[i32]) -> bool) -> bool {
         self.summary()
             .topics
@@ -998,7 +1007,10 @@ impl Node {
                 left.needs_summary() || right.needs_summary()
             }
             Node::Not(inner) => inner.needs_summary(),
-            Node::Test(test) => test.field.needs_summary(),
+            // Bad CRCs are counted in the summary's record tallies.
+            Node::Test(test) => {
+                test.field.needs_summary() || matches!(test.value, Value::State(StateValue::BadCrc))
+            }
         }
     }
 
@@ -1349,7 +1361,7 @@ mod tests {
             (
                 6,
                 "invalid value `done` for `state`: states are complete, no_response, \
-                 response_missing, request_missing, missing, inferred, undecodable, lost"
+                 response_missing, request_missing, missing, inferred, undecodable, lost, bad_crc"
                     .to_owned()
             )
         );
@@ -1621,6 +1633,8 @@ mod tests {
         assert!(parse("api=Produce and topic=x").unwrap().needs_summary());
         assert!(parse("not error=NONE").unwrap().needs_summary());
         assert!(parse("records>1").unwrap().needs_summary());
+        assert!(parse("state=bad_crc").unwrap().needs_summary());
+        assert!(!parse("state=lost").unwrap().needs_summary());
     }
 
     #[test]

@@ -345,6 +345,18 @@ fn a_record_batch_with_a_bad_crc_is_flagged_and_counted() {
     assert!(flagged[0].contains("Produce v7") && flagged[0].contains("kcat-none[0] 8 records"));
     let clean = stdout_of(&["read", capture.to_str().expect("utf-8 path")]);
     assert!(!clean.contains("[bad CRC]"), "{clean}");
+    // The filter keeps that exchange alone, and --write saves its packets.
+    let kept = stdout_of(&["read", path, "--filter", "state=bad_crc"]);
+    assert_eq!(kept.lines().collect::<Vec<_>>(), flagged);
+    let saved = dir.path().join("saved.pcap");
+    let saved = saved.to_str().expect("utf-8 path");
+    stdout_of(&["read", path, "--filter", "state=bad-crc", "--write", saved]);
+    let again = stdout_of(&["read", saved, "--filter", "state=bad_crc"]);
+    assert_eq!(again.lines().count(), 1, "{again}");
+    assert!(
+        again.contains("[bad CRC]") && again.contains("Produce v7"),
+        "{again}"
+    );
 
     // The JSON shows the batch's CRC as wrong; the statistics count it.
     let json: usize = json_lines(&stdout_of(&["read", "--json", path]))

@@ -747,6 +747,9 @@ impl Subject for RowSubject<'_> {
     fn undecodable(&self) -> bool {
         self.row.has(UNDECODABLE)
     }
+    fn bad_crc(&self) -> bool {
+        self.row.has(BAD_CRC)
+    }
     fn any_topic(&self, test: &mut dyn FnMut(&str, &[i32]) -> bool) -> bool {
         let mut partitions = Vec::new();
         self.store.facts(self.row).topics().any(|(symbol, words)| {
@@ -808,6 +811,7 @@ mod tests {
             "conn=0 or conn=:9092",
             "state=complete",
             "state=missing or state=undecodable or state=lost or state=inferred",
+            "state=bad_crc",
             "size>1KB",
             "api~group",
             "version>=3 and corr<10",
