@@ -223,9 +223,7 @@ fn write_text_line(
         push_uint_zero_padded(out, micros.unsigned_abs(), 6);
     });
     out.push(' ');
-    pad_left(out, 21, |out| addresses.push(out, exchange.client));
-    out.push_str(" -> ");
-    pad_right(out, 21, |out| addresses.push(out, exchange.broker));
+    addresses.push(out, exchange.client, exchange.broker);
     out.push(' ');
     pad_right(out, 20, |out| {
         // A known API's name as `ApiName` shows it, without the formatting
@@ -326,12 +324,12 @@ fn push_addr(out: &mut String, addr: SocketAddr) {
     }
 }
 
-/// Addresses as text, each formatted once rather than twice a line: the
-/// lines of a connection repeat the same two. Direct-mapped on the port (the
-/// client's differs per connection), so that memory stays bounded however
+/// A connection's `client -> broker` columns as text, formatted once for
+/// all the lines of the connection. Direct-mapped on the client's port
+/// (which differs per connection), so that memory stays bounded however
 /// many connections a capture has; a collision only costs a formatting.
 struct AddrCache {
-    slots: Vec<Option<(SocketAddr, String)>>,
+    slots: Vec<Option<(SocketAddr, SocketAddr, String)>>,
 }
 
 /// Slots in an [`AddrCache`]: plenty for the connections live at once.
@@ -344,18 +342,27 @@ impl AddrCache {
         }
     }
 
-    /// Appends `addr` as [`push_addr`] would.
-    fn push(&mut self, out: &mut String, addr: SocketAddr) {
-        let Some(slot) = self.slots.get_mut(usize::from(addr.port()) % ADDR_SLOTS) else {
-            return push_addr(out, addr);
+    /// Appends `{client:>21} -> {broker:<21}`.
+    fn push(&mut self, out: &mut String, client: SocketAddr, broker: SocketAddr) {
+        let write = |out: &mut String| {
+            pad_left(out, 21, |out| push_addr(out, client));
+            out.push_str(" -> ");
+            pad_right(out, 21, |out| push_addr(out, broker));
+        };
+        let Some(slot) = self.slots.get_mut(usize::from(client.port()) % ADDR_SLOTS) else {
+            return write(out);
         };
         match slot {
-            Some((cached, text)) if *cached == addr => out.push_str(text),
+            Some((cached_client, cached_broker, text))
+                if *cached_client == client && *cached_broker == broker =>
+            {
+                out.push_str(text)
+            }
             _ => {
                 let mut text = String::new();
-                push_addr(&mut text, addr);
+                write(&mut text);
                 out.push_str(&text);
-                *slot = Some((addr, text));
+                *slot = Some((client, broker, text));
             }
         }
     }
