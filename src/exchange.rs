@@ -197,8 +197,7 @@ pub fn push_uint_zero_padded(out: &mut String, n: u64, width: usize) {
     // written in one store and the extra leading zeros cut off.
     if n < 100_000_000 && width <= 8 {
         let digits = json::eight_digits(n);
-        let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
-        let keep = len.max(width);
+        let keep = json::decimal_len(n).max(width);
         let start = out.len();
         // Leading digits are the low bytes: shift the ones not kept out.
         let kept = (digits >> (8 * (8 - keep))).to_le_bytes();

@@ -664,8 +664,12 @@ pub fn decimal_digits(n: u64) -> ([u8; 20], usize) {
         // Below 2^64, the top is at most four digits.
         top.copy_from_slice(&eight_digits(n / (E8 * E8)).to_le_bytes()[4..]);
     }
-    let len = n.checked_ilog10().map_or(1, |log| log as usize + 1);
-    (digits, len)
+    (digits, decimal_len(n))
+}
+
+/// How many decimal digits `n` has.
+pub fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
 /// Eight ASCII zeros.

@@ -2,8 +2,8 @@
 //!
 //! This module owns everything below the TCP byte stream: opening a pcap or
 //! pcapng savefile (or standard input) through libpcap, handing out each
-//! record as an owned [`RawPacket`] (classic pcap files are read without
-//! libpcap, in [`savefile`]), parsing the link, IP and TCP headers of a
+//! record as an owned [`RawPacket`] (classic pcap and single-interface
+//! pcapng files are read without libpcap, in [`savefile`]), parsing the link, IP and TCP headers of a
 //! packet into a [`TcpSegment`] (in [`link`]), and writing chosen packets back
 //! out as a classic pcap file (in [`writer`]). Reassembling segments into
 //! byte streams is the job of [`crate::reassembly`]; nothing here keeps state
@@ -234,25 +234,7 @@ impl CaptureReader {
             path: path.to_path_buf(),
             source,
         })?;
-        let file = match savefile::Savefile::open(file) {
-            Ok(savefile) => {
-                return Ok(CaptureReader::with_source(Source::Savefile(savefile), path))
-            }
-            Err(file) => file,
-        };
-        match path.to_str() {
-            Some(utf8) => {
-                drop(file);
-                let capture = pcap::Capture::from_file_with_precision(utf8, pcap::Precision::Nano)
-                    .map_err(|error| CaptureError::Format {
-                        path: path.to_path_buf(),
-                        message: pcap_message(error),
-                    })?;
-                Ok(CaptureReader::with_capture(capture, path))
-            }
-            // libpcap takes C strings; hand it the open file instead.
-            None => CaptureReader::from_file(file, path),
-        }
+        CaptureReader::from_file(file, path)
     }
 
     /// Reads a capture from an already open file (or pipe); `name` is only

@@ -10,10 +10,11 @@
 //!
 //! A message can also be skimmed (`DecodeOptions::skim`) for what a summary
 //! needs: topics, partitions, record sets and error codes go to a
-//! [`Gatherer`] and the body keeps only the top-level numbers the Kafka
-//! layer reads ([`SKIM_KEEPS`]), with nothing else built ([`skim`]). A body the skim does not cover (anything that is
-//! an error or a violation) is decoded whole, and its summary is read from
-//! the tree.
+//! [`Gatherer`], the header keeps only its correlation and client ids, and
+//! the body only the top-level numbers the Kafka layer reads
+//! ([`SKIM_KEEPS`]), with nothing else built ([`skim`]). A message the skim
+//! does not cover (anything that is an error or a violation) is decoded
+//! whole, and its summary is read from the tree.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
