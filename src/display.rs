@@ -351,9 +351,15 @@ fn write_exchange<S: JsonSink>(w: &mut S, exchange: &Exchange, summary: &Summary
     // The decoded trees, nearly all of the output.
     for (side, frame) in sides {
         w.known_key(side);
-        match frame.and_then(|frame| frame.body.as_ref()) {
-            Some(body) => body.write_json(w),
-            None => w.null(),
+        match frame {
+            Some(DecodedFrame {
+                body_json: Some(json),
+                ..
+            }) => w.json_text(json),
+            Some(DecodedFrame {
+                body: Some(body), ..
+            }) => body.write_json(w),
+            _ => w.null(),
         }
     }
     w.end_object();

@@ -96,6 +96,10 @@ pub struct DecodedFrame {
     /// `body` then holds only the top-level numbers in `codec::SKIM_KEEPS`
     /// (or, where the skim gave up, the whole tree).
     pub summary: Option<Summary>,
+    /// The body's JSON text, when it was skimmed with
+    /// `DecodeOptions::json`: what `body.write_json` would have written,
+    /// had the tree been built.
+    pub body_json: Option<Vec<u8>>,
 }
 
 impl DecodedFrame {
@@ -256,6 +260,7 @@ fn decode_frame(
         error: None,
         violations: Vec::new(),
         summary: None,
+        body_json: None,
     };
     let mut errors: Vec<DecodeError> = Vec::new();
     let mut reader = Reader::new(frame);
@@ -304,6 +309,7 @@ fn decode_frame(
                         decoded.body_version = spec.valid.max;
                         decoded.body = Some(body.body);
                         decoded.summary = body.summary;
+                        decoded.body_json = body.json;
                         decoded.trailing = trailing;
                     }
                     None => errors.push(unknown),
@@ -313,6 +319,7 @@ fn decode_frame(
                 let body = decode_message(&mut reader, spec, api_version, options);
                 decoded.body = Some(body.body);
                 decoded.summary = body.summary;
+                decoded.body_json = body.json;
                 decoded.violations.extend(body.violations);
                 let body_failed = body.error.is_some();
                 errors.extend(body.error);

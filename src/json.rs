@@ -12,8 +12,10 @@
 //! and the text is byte for byte what `serde_json`'s compact serializer
 //! writes for the same value (floats go through its own formatter).
 
+use std::collections::BTreeMap;
 use std::fmt::{Display, Write as _};
 use std::io;
+use std::sync::{Mutex, PoisonError};
 
 use serde::Serialize;
 use serde_json::ser::Formatter as _;
@@ -23,6 +25,9 @@ use serde_json::{Map, Value as Json};
 /// closed, keys, scalars. Keys are given before each value of an object;
 /// separators are the sink's business.
 pub trait JsonSink {
+    /// Whether the sink keeps anything: a walk that describes values only
+    /// when asked to may skip the work for one that does not ([`Discard`]).
+    const KEEPS: bool = true;
     fn begin_object(&mut self);
     fn end_object(&mut self);
     fn begin_array(&mut self);
@@ -47,6 +52,8 @@ pub trait JsonSink {
     fn display(&mut self, value: &dyn Display);
     /// Anything `Serialize`, as `serde_json` writes it.
     fn serde<T: Serialize + ?Sized>(&mut self, value: &T);
+    /// A whole value already written as JSON text by a [`JsonWriter`].
+    fn json_text(&mut self, text: &[u8]);
     /// A point between two values where a streaming sink may pass on what
     /// it holds, so that a large document is not held whole.
     fn checkpoint(&mut self) {}
@@ -84,6 +91,28 @@ impl Key {
         }
         assert!(text_bytes[at + 1] == b'"' && text_bytes[at + 2] == b':');
         Key { name, text }
+    }
+}
+
+impl Key {
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// The key for a name known only at run time (a schema field's): its
+    /// text is made once per name and kept for the life of the process, so
+    /// there are as many as there are distinct names. `None` for a name
+    /// that would need escaping.
+    pub fn of_name(name: &'static str) -> Option<Key> {
+        static TEXTS: Mutex<BTreeMap<&'static str, &'static str>> = Mutex::new(BTreeMap::new());
+        if !name.bytes().all(plain) {
+            return None;
+        }
+        let mut texts = TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+        let text = texts
+            .entry(name)
+            .or_insert_with(|| Box::leak(format!("\"{name}\":").into_boxed_str()));
+        Some(Key { name, text })
     }
 }
 
@@ -130,8 +159,14 @@ impl<'a> JsonWriter<'a> {
 
     /// A writer keeping all its text, for [`JsonWriter::into_bytes`].
     pub fn in_memory() -> JsonWriter<'static> {
+        JsonWriter::in_memory_with_capacity(0)
+    }
+
+    /// [`JsonWriter::in_memory`] with room for `capacity` bytes made up
+    /// front.
+    pub fn in_memory_with_capacity(capacity: usize) -> JsonWriter<'static> {
         JsonWriter {
-            buf: Vec::new(),
+            buf: Vec::with_capacity(capacity),
             comma: false,
             sink: None,
             error: None,
@@ -322,6 +357,12 @@ impl JsonSink for JsonWriter<'_> {
         self.comma = true;
     }
 
+    fn json_text(&mut self, text: &[u8]) {
+        self.separate();
+        self.buf.extend_from_slice(text);
+        self.comma = true;
+    }
+
     #[inline]
     fn checkpoint(&mut self) {
         if self.buf.len() >= Self::FLUSH_AT && self.sink.is_some() {
@@ -427,6 +468,52 @@ impl JsonSink for ValueBuilder {
     fn serde<T: Serialize + ?Sized>(&mut self, value: &T) {
         self.put(serde_json::to_value(value).unwrap_or(Json::Null));
     }
+
+    fn json_text(&mut self, text: &[u8]) {
+        self.put(serde_json::from_slice(text).unwrap_or(Json::Null));
+    }
+}
+
+/// A sink that keeps nothing: for walks that describe a value only when
+/// asked to (a skim that is not also writing JSON).
+pub struct Discard;
+
+impl JsonSink for Discard {
+    const KEEPS: bool = false;
+    #[inline(always)]
+    fn begin_object(&mut self) {}
+    #[inline(always)]
+    fn end_object(&mut self) {}
+    #[inline(always)]
+    fn begin_array(&mut self) {}
+    #[inline(always)]
+    fn end_array(&mut self) {}
+    #[inline(always)]
+    fn key(&mut self, _: &str) {}
+    #[inline(always)]
+    fn known_key(&mut self, _: Key) {}
+    #[inline(always)]
+    fn str(&mut self, _: &str) {}
+    #[inline(always)]
+    fn plain_str(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn int(&mut self, _: i64) {}
+    #[inline(always)]
+    fn uint(&mut self, _: u64) {}
+    #[inline(always)]
+    fn float(&mut self, _: f64) {}
+    #[inline(always)]
+    fn bool(&mut self, _: bool) {}
+    #[inline(always)]
+    fn null(&mut self) {}
+    #[inline(always)]
+    fn hex(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn display(&mut self, _: &dyn Display) {}
+    #[inline(always)]
+    fn serde<T: Serialize + ?Sized>(&mut self, _: &T) {}
+    #[inline(always)]
+    fn json_text(&mut self, _: &[u8]) {}
 }
 
 /// The value `write` describes, built with a [`ValueBuilder`].

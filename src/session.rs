@@ -345,7 +345,10 @@ struct Shared {
 impl Shared {
     /// How a frame of API `key` is decoded.
     fn decode_options(&self, key: i16) -> &DecodeOptions {
-        if TREE_APIS.contains(&key) {
+        // Secrets are hidden in trees: a body shown as JSON without one
+        // would show them.
+        let secret = self.options.decode.json && SECRET_APIS.contains(&key);
+        if TREE_APIS.contains(&key) || secret {
             &self.whole
         } else {
             &self.options.decode
@@ -369,10 +372,12 @@ impl Analyzer {
         let probe = DecodeOptions {
             records: RecordsMode::Raw,
             skim: false,
+            json: false,
             ..options.decode
         };
         let whole = DecodeOptions {
             skim: false,
+            json: false,
             ..options.decode
         };
         Analyzer {
@@ -2193,6 +2198,7 @@ impl Conn {
             violations: Vec::new(),
             trailing: Bytes::new(),
             summary: None,
+            body_json: None,
         };
         let message_at = Box::new(Message {
             ts_ns: cut.ts_ns,
@@ -2743,6 +2749,7 @@ fn tls_records(bytes: &[u8]) -> Verdict {
 mod tests {
     use super::*;
     use crate::frames_file::{self, LineKind};
+    use crate::json::JsonWriter;
 
     const CLIENT: ([u8; 4], u16) = ([127, 0, 0, 1], 50_000);
     const BROKER: ([u8; 4], u16) = ([127, 0, 0, 1], 9092);
@@ -3725,15 +3732,17 @@ mod tests {
                 let mss = 1 + rng.below(200);
                 wire.send(*from_client, &bytes, mss);
             }
-            // Skimmed, as `kwire read` lines are, and decoded into trees:
-            // the two must read the same.
+            // Decoded into trees, skimmed (as `kwire read` lines are) and
+            // skimmed into JSON (as `kwire read --json` is): all must read
+            // the same, and the JSON must be the trees'.
             let mut seen = Vec::new();
-            for skim in [false, true] {
+            for (skim, json) in [(false, false), (true, false), (true, true)] {
                 let mut options = AnalyzerOptions {
                     max_frame: 1 << 16,
                     ..AnalyzerOptions::default()
                 };
                 options.decode.skim = skim;
+                options.decode.json = json;
                 let mut analyzer = Analyzer::new(options);
                 let mut out = Vec::new();
                 for segment in wire.segments.clone() {
@@ -3744,21 +3753,35 @@ mod tests {
                 let read: Vec<_> = out
                     .iter()
                     .map(|exchange| {
-                        let summary = exchange.summary().line();
+                        let summary = exchange.summary();
+                        // A skimmed body without JSON keeps no tree to show.
+                        let shown = (skim == json).then(|| {
+                            let mut w = JsonWriter::in_memory();
+                            crate::display::write_exchange_json(&mut w, exchange, &summary, 0);
+                            String::from_utf8_lossy(&w.into_bytes()).into_owned()
+                        });
                         (
                             exchange.id,
                             exchange.api_key,
-                            summary,
+                            summary.line(),
                             exchange.decode_error(),
+                            shown,
                         )
                     })
                     .collect();
                 seen.push(read);
             }
+            let unshown = |read: &Vec<(u64, i16, String, Option<String>, Option<String>)>| {
+                read.iter()
+                    .map(|(id, api, line, error, _)| (*id, *api, line.clone(), error.clone()))
+                    .collect::<Vec<_>>()
+            };
             assert_eq!(
-                seen[0], seen[1],
+                unshown(&seen[0]),
+                unshown(&seen[1]),
                 "round {round}: skimmed and decoded differ"
             );
+            assert_eq!(seen[0], seen[2], "round {round}: JSON differs");
         }
         // Pure noise, both directions.
         for round in 0..100 {

@@ -11,6 +11,7 @@ use kwire::codec::{
 };
 use kwire::frame::{self, Direction};
 use kwire::frames_file::{self, FrameLine, LineKind};
+use kwire::json::JsonWriter;
 use kwire::schema;
 use kwire::summary::Summary;
 use kwire::value::{Struct, Value};
@@ -119,23 +120,44 @@ fn every_corpus_frame_decodes_and_round_trips_byte_for_byte() {
 /// A skimmed frame (`DecodeOptions::skim`, what `kwire read` lines and
 /// statistics use) must say what its decoded tree says: the same summary,
 /// the same error and violations, the same correlation id and client id
-/// and the same numbers the Kafka layer reads (`SKIM_KEEPS`).
+/// and the same numbers the Kafka layer reads (`SKIM_KEEPS`). Skimmed for
+/// JSON as well (`DecodeOptions::json`, what `kwire read --json` uses), it
+/// must also write its body as the tree's JSON, byte for byte.
 #[test]
 fn skimming_every_corpus_frame_finds_what_its_tree_holds() {
-    let skim = DecodeOptions {
-        skim: true,
-        ..DecodeOptions::default()
-    };
     let (mut checked, mut with_topics, mut with_records, mut with_errors) = (0, 0, 0, 0);
+    let mut written = 0;
     for path in frame_files() {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        for frame in parse_frames(&path) {
-            let at = format!("{name}:{}", frame.line);
+        for (frame, json) in parse_frames(&path)
+            .into_iter()
+            .flat_map(|frame| [(frame.clone(), false), (frame, true)])
+        {
+            let at = format!("{name}:{} (json {json})", frame.line);
+            let skim = DecodeOptions {
+                skim: true,
+                json,
+                ..DecodeOptions::default()
+            };
             let (Some(tree), Some(skimmed)) =
                 (frame.decode(&DecodeOptions::default()), frame.decode(&skim))
             else {
                 continue;
             };
+            if let Some(text) = &skimmed.body_json {
+                let mut whole = JsonWriter::in_memory();
+                tree.body.as_ref().expect("a body").write_json(&mut whole);
+                assert_eq!(
+                    String::from_utf8_lossy(text),
+                    String::from_utf8_lossy(&whole.into_bytes()),
+                    "{at}: JSON differs"
+                );
+                written += 1;
+            }
+            assert!(
+                json || skimmed.body_json.is_none(),
+                "{at}: JSON unasked for"
+            );
             let expected = tree.body.as_ref().map(Summary::of_tree);
             assert_eq!(skimmed.summary, expected, "{at}: summaries differ");
             let describe = |errors: &[kwire::codec::DecodeError]| {
@@ -175,8 +197,10 @@ fn skimming_every_corpus_frame_finds_what_its_tree_holds() {
             checked += 1;
         }
     }
-    // The corpus covers what a summary holds.
-    assert!(checked >= 1000, "only {checked} corpus frames checked");
+    // The corpus covers what a summary holds, and nearly every frame is
+    // skimmed.
+    assert!(checked >= 2000, "only {checked} corpus frames checked");
+    assert!(written >= 1000, "only {written} frames written as JSON");
     assert!(with_topics >= 300, "only {with_topics} frames name topics");
     assert!(
         with_records >= 100,
@@ -184,8 +208,8 @@ fn skimming_every_corpus_frame_finds_what_its_tree_holds() {
     );
     assert!(with_errors >= 20, "only {with_errors} frames hold errors");
     println!(
-        "{checked} frames skimmed alike: {with_topics} with topics, {with_records} with \
-         records, {with_errors} with errors"
+        "{checked} frames skimmed alike, {written} of them written as JSON: {with_topics} with \
+         topics, {with_records} with records, {with_errors} with errors"
     );
 }
 

@@ -64,6 +64,7 @@ impl DecodeFlags {
                 max_decompressed: self.max_decompressed,
             },
             skim: false,
+            json: false,
         }
     }
 

@@ -92,8 +92,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let mut options = args.decoding.analyzer_options(args.ports.clone(), records);
     // Lines, statistics and filters need only what an exchange is about:
-    // bodies are skimmed instead of decoded into trees.
-    options.decode.skim = !args.json;
+    // bodies are skimmed instead of decoded into trees, and NDJSON is
+    // written as they are skimmed.
+    options.decode.skim = true;
+    options.decode.json = args.json && !args.stats;
     let show_progress = !args.no_progress
         && std::io::stderr().is_terminal()
         && (args.stats || !std::io::stdout().is_terminal());

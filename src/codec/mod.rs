@@ -23,6 +23,7 @@ use bytes::Bytes;
 use compact_str::CompactString;
 use serde_json::Value as Json;
 
+use crate::json::{Discard, JsonWriter};
 use crate::records::{Budget, Limits, RecordSet};
 use crate::schema::{DefaultValue, FieldSpec, FieldType, MessageSpec, StructSpec};
 use crate::summary::{Gatherer, Summary};
@@ -41,6 +42,10 @@ pub struct DecodeOptions {
     /// top-level numbers named in [`SKIM_KEEPS`] and the message's summary
     /// is gathered on the way (`DecodedMessage::summary`).
     pub skim: bool,
+    /// With `skim`: also write the body's JSON form while skimming
+    /// (`DecodedMessage::json`), the text `Struct::write_json` would give
+    /// the whole tree, so that showing it builds no tree.
+    pub json: bool,
 }
 
 /// The top-level numbers a skimmed body keeps: those the Kafka layer
@@ -53,6 +58,7 @@ impl Default for DecodeOptions {
             records: RecordsMode::Full,
             limits: Limits::default(),
             skim: false,
+            json: false,
         }
     }
 }
@@ -372,6 +378,9 @@ pub struct DecodedMessage {
     /// What the message is about, when it was skimmed (`body` then holds
     /// at least the top-level numbers in [`SKIM_KEEPS`]).
     pub summary: Option<Summary>,
+    /// The body's JSON text, when it was skimmed with `DecodeOptions::json`
+    /// (`body` then holds only the numbers in [`SKIM_KEEPS`]).
+    pub json: Option<Vec<u8>>,
 }
 
 /// What a walk accumulates while it runs: violations, the decompression
@@ -481,6 +490,7 @@ pub fn decode_header(
                 error: None,
                 violations: Vec::new(),
                 summary: None,
+                json: None,
             },
             correlation_id,
             client_id,
@@ -550,26 +560,45 @@ fn skim_message(
     version: i16,
     options: &DecodeOptions,
 ) -> Option<DecodedMessage> {
-    let plan = skim::plan(spec.body, version, spec.flexible.contains(version))?;
+    let flexible = spec.flexible.contains(version);
+    let plan = skim::plan(spec.body, version, flexible, options.json)?;
     let start = reader.mark();
     let mut body = Struct::default();
     body.fields.reserve_exact(plan.kept);
     let mut gather = Gatherer::start();
     gather.enter_struct();
-    let mut skim = skim::Skim {
-        gather: &mut gather,
-        records: options.records,
-        budget: &mut Budget::new(options.limits.max_decompressed),
+    let budget = &mut Budget::new(options.limits.max_decompressed);
+    let json = if options.json {
+        // Keys and digits take room: JSON is up to four times the bytes it
+        // describes (a Metadata response), and rarely needs more.
+        let mut json = JsonWriter::in_memory_with_capacity(4 * reader.remaining() + 256);
+        let mut skim = skim::Skim {
+            gather: &mut gather,
+            records: options.records,
+            budget,
+            json: &mut json,
+        };
+        skim.run(&plan, reader, Some(&mut body))
+            .map(|()| Some(json.into_bytes()))
+    } else {
+        let mut skim = skim::Skim {
+            gather: &mut gather,
+            records: options.records,
+            budget,
+            json: &mut Discard,
+        };
+        skim.run(&plan, reader, Some(&mut body)).map(|()| None)
     };
-    if skim.run(&plan, reader, Some(&mut body)).is_none() {
+    let Some(json) = json else {
         reader.rewind(start);
         return None;
-    }
+    };
     Some(DecodedMessage {
         body,
         error: None,
         violations: Vec::new(),
         summary: Some(gather.finish()),
+        json,
     })
 }
 
@@ -614,6 +643,7 @@ fn decode_with(
         error,
         violations: state.violations.into_list(),
         summary: None,
+        json: None,
     };
     let spans = state
         .spans

@@ -6,6 +6,12 @@
 //! error or a violation (a length past the end, a null where none is
 //! allowed, bad UTF-8, a tagged field) it gives up, and the codec decodes
 //! the body whole and reports it as always.
+//!
+//! A skim can also write the body's JSON form as it reads
+//! (`DecodeOptions::json`): its plan then steps over nothing, and each
+//! field goes to a [`JsonSink`] under its key, in the form and order
+//! `Struct::write_json` gives the decoded tree, so the text is the same
+//! and no tree is built for it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -13,6 +19,7 @@ use std::rc::Rc;
 
 use super::{decode_records, read_fixed, read_int, read_length, RecordsMode, SKIM_KEEPS};
 use crate::hashing::PlainHashing;
+use crate::json::{JsonSink, Key};
 use crate::records::Budget;
 use crate::schema::{FieldType, StructSpec};
 use crate::summary::{asks_for_array, number_role, topic_rank, Gatherer, NumberRole};
@@ -27,38 +34,45 @@ pub(super) struct Plan {
     pub kept: usize,
 }
 
+/// One step of a plan. Each but `Skip` and `NoTags` is one field, under
+/// its JSON key.
 #[derive(Debug)]
 enum Step {
     /// Fixed-size fields that tell a summary nothing: this many bytes.
+    /// (Only in plans that write no JSON.)
     Skip(usize),
     /// A fixed-size field, handed to the gatherer and, at a body's top
     /// level, kept when named in `SKIM_KEEPS`.
     Fixed {
-        name: &'static str,
+        key: Key,
         ty: &'static FieldType,
         gather: Option<Ask>,
         keep: bool,
     },
     Text {
+        key: Key,
         compact: bool,
         nullable: bool,
         /// Its rank as a topic field, when it can name a topic.
         topic: Option<usize>,
     },
     Bytes {
+        key: Key,
         compact: bool,
         nullable: bool,
     },
     Records {
+        key: Key,
         compact: bool,
         nullable: bool,
     },
     Struct {
+        key: Key,
         nullable: bool,
         plan: Plan,
     },
     Array {
-        name: &'static str,
+        key: Key,
         compact: bool,
         nullable: bool,
         gather: bool,
@@ -78,114 +92,155 @@ enum Ask {
 
 #[derive(Debug)]
 enum Items {
-    /// Numbers or UUIDs of this size: stepped over all at once.
-    Fixed(usize),
+    /// Numbers or UUIDs of this size, not shown: stepped over all at once.
+    Skipped(usize),
+    /// Numbers, booleans or UUIDs, each read and shown.
+    Fixed(&'static FieldType),
     Text {
         compact: bool,
     },
     Structs(Plan),
 }
 
-/// Plans by body layout (its address) and version; `None` for a layout no
-/// plan covers.
-type Plans = HashMap<(usize, i16), Option<Rc<Plan>>, PlainHashing>;
+/// Plans by body layout (its address), version and whether they write
+/// JSON; `None` for a layout no plan covers.
+type Plans = HashMap<(usize, i16, bool), Option<Rc<Plan>>, PlainHashing>;
 
 thread_local! {
     static PLANS: RefCell<Plans> = RefCell::new(HashMap::default());
 }
 
 /// The plan for a message body of layout `spec` at `version`, made on
-/// first use.
-pub(super) fn plan(spec: &'static StructSpec, version: i16, flexible: bool) -> Option<Rc<Plan>> {
-    let key = (std::ptr::from_ref(spec) as usize, version);
+/// first use; with `json`, one that reads every field to show it.
+pub(super) fn plan(
+    spec: &'static StructSpec,
+    version: i16,
+    flexible: bool,
+    json: bool,
+) -> Option<Rc<Plan>> {
+    let key = (std::ptr::from_ref(spec) as usize, version, json);
     PLANS.with(|plans| {
         plans
             .borrow_mut()
             .entry(key)
-            .or_insert_with(|| compile(spec, version, flexible, true).map(Rc::new))
+            .or_insert_with(|| {
+                let layout = Layout {
+                    version,
+                    flexible,
+                    json,
+                };
+                layout.compile(spec, true).map(Rc::new)
+            })
             .clone()
     })
 }
 
-/// Turns a struct layout into steps; `None` for a layout with an array of
-/// arrays, bytes or record sets, which no message has today.
-fn compile(spec: &'static StructSpec, version: i16, flexible: bool, top: bool) -> Option<Plan> {
-    let mut steps: Vec<Step> = Vec::new();
-    for field in spec.fields {
-        if !field.in_body(version, flexible) {
-            continue;
-        }
-        let name = field.name;
-        let nullable = field.nullable.contains(version);
-        let compact = field.is_compact(version, flexible);
-        let step = match &field.ty {
-            FieldType::String => Step::Text {
-                compact,
-                nullable,
-                topic: topic_rank(name),
-            },
-            FieldType::Bytes => Step::Bytes { compact, nullable },
-            FieldType::Records => Step::Records { compact, nullable },
-            FieldType::Struct(inner) => Step::Struct {
-                nullable,
-                plan: compile(inner, version, flexible, false)?,
-            },
-            FieldType::Array(element) => Step::Array {
-                name,
-                compact,
-                nullable,
-                gather: asks_for_array(name),
-                items: match element {
-                    FieldType::String => Items::Text { compact },
-                    FieldType::Struct(inner) => {
-                        Items::Structs(compile(inner, version, flexible, false)?)
-                    }
-                    fixed => Items::Fixed(fixed.fixed_size()?),
-                },
-            },
-            fixed => {
-                let gather = match fixed {
-                    FieldType::Uuid => topic_rank(name).map(Ask::TopicId),
-                    FieldType::Bool | FieldType::Float64 => None,
-                    _ => number_role(name).map(Ask::Number),
-                };
-                let size = fixed.fixed_size()?;
-                let keep = top && SKIM_KEEPS.contains(&name);
-                if gather.is_none() && !keep {
-                    match steps.last_mut() {
-                        Some(Step::Skip(run)) => *run += size,
-                        _ => steps.push(Step::Skip(size)),
-                    }
-                    continue;
-                }
-                Step::Fixed {
-                    name,
-                    ty: fixed,
-                    gather,
-                    keep,
-                }
+/// What a plan is compiled for.
+struct Layout {
+    version: i16,
+    flexible: bool,
+    json: bool,
+}
+
+impl Layout {
+    /// Turns a struct layout into steps; `None` for a layout with an array
+    /// of arrays, bytes or record sets, which no message has today, or
+    /// with a field name JSON would need escaped.
+    fn compile(&self, spec: &'static StructSpec, top: bool) -> Option<Plan> {
+        let (version, flexible) = (self.version, self.flexible);
+        let mut steps: Vec<Step> = Vec::new();
+        for field in spec.fields {
+            if !field.in_body(version, flexible) {
+                continue;
             }
-        };
-        steps.push(step);
+            let name = field.name;
+            let key = Key::of_name(name)?;
+            let nullable = field.nullable.contains(version);
+            let compact = field.is_compact(version, flexible);
+            let step = match &field.ty {
+                FieldType::String => Step::Text {
+                    key,
+                    compact,
+                    nullable,
+                    topic: topic_rank(name),
+                },
+                FieldType::Bytes => Step::Bytes {
+                    key,
+                    compact,
+                    nullable,
+                },
+                FieldType::Records => Step::Records {
+                    key,
+                    compact,
+                    nullable,
+                },
+                FieldType::Struct(inner) => Step::Struct {
+                    key,
+                    nullable,
+                    plan: self.compile(inner, false)?,
+                },
+                FieldType::Array(element) => Step::Array {
+                    key,
+                    compact,
+                    nullable,
+                    gather: asks_for_array(name),
+                    items: match element {
+                        FieldType::String => Items::Text { compact },
+                        FieldType::Struct(inner) => Items::Structs(self.compile(inner, false)?),
+                        fixed if self.json => {
+                            fixed.fixed_size()?;
+                            Items::Fixed(fixed)
+                        }
+                        fixed => Items::Skipped(fixed.fixed_size()?),
+                    },
+                },
+                fixed => {
+                    let gather = match fixed {
+                        FieldType::Uuid => topic_rank(name).map(Ask::TopicId),
+                        FieldType::Bool | FieldType::Float64 => None,
+                        _ => number_role(name).map(Ask::Number),
+                    };
+                    let size = fixed.fixed_size()?;
+                    let keep = top && SKIM_KEEPS.contains(&name);
+                    if gather.is_none() && !keep && !self.json {
+                        match steps.last_mut() {
+                            Some(Step::Skip(run)) => *run += size,
+                            _ => steps.push(Step::Skip(size)),
+                        }
+                        continue;
+                    }
+                    Step::Fixed {
+                        key,
+                        ty: fixed,
+                        gather,
+                        keep,
+                    }
+                }
+            };
+            steps.push(step);
+        }
+        if flexible {
+            steps.push(Step::NoTags);
+        }
+        let kept = steps
+            .iter()
+            .filter(|step| matches!(step, Step::Fixed { keep: true, .. }))
+            .count();
+        Some(Plan { steps, kept })
     }
-    if flexible {
-        steps.push(Step::NoTags);
-    }
-    let kept = steps
-        .iter()
-        .filter(|step| matches!(step, Step::Fixed { keep: true, .. }))
-        .count();
-    Some(Plan { steps, kept })
 }
 
 /// What a plan runs with.
-pub(super) struct Skim<'a> {
+pub(super) struct Skim<'a, S: JsonSink> {
     pub gather: &'a mut Gatherer,
     pub records: RecordsMode,
     pub budget: &'a mut Budget,
+    /// Where the body's JSON goes (`Discard` when none is wanted: the
+    /// plan's steps then show nothing).
+    pub json: &'a mut S,
 }
 
-impl Skim<'_> {
+impl<S: JsonSink> Skim<'_, S> {
     /// Runs `plan` over a struct; the top level's kept values go to `out`
     /// (nested structs keep none). `None` at the first thing the plan does
     /// not cover.
@@ -195,19 +250,22 @@ impl Skim<'_> {
         reader: &mut Reader,
         mut out: Option<&mut Struct>,
     ) -> Option<()> {
+        self.json.begin_object();
         for step in &plan.steps {
             match step {
                 Step::Skip(len) => reader.skip(*len).ok()?,
                 Step::Fixed {
-                    name,
+                    key,
                     ty,
                     gather,
                     keep,
                 } => {
+                    self.json.known_key(*key);
                     // A number only gathered needs no value built.
                     if let (Some(Ask::Number(role)), false) = (gather, keep) {
                         let number = read_int(reader, ty).ok()??;
                         self.gather.number(*role, number);
+                        self.json.int(number);
                         continue;
                     }
                     let value = read_fixed(reader, ty).ok()??;
@@ -220,52 +278,92 @@ impl Skim<'_> {
                         }
                         _ => {}
                     }
+                    if S::KEEPS {
+                        value.write_json(self.json);
+                    }
                     if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
-                        out.push(name, value);
+                        out.push(key.name(), value);
                     }
                 }
                 Step::Text {
+                    key,
                     compact,
                     nullable,
                     topic,
                 } => {
+                    self.json.known_key(*key);
                     let text = text(reader, *compact, *nullable)?;
                     if let (Some(rank), Some(text)) = (topic, text) {
                         self.gather.topic_text(*rank, text);
                     }
+                    self.json.opt_str(text);
                 }
-                Step::Bytes { compact, nullable } => {
-                    if let Some(len) = length(reader, *compact, *nullable)? {
-                        reader.skip(reader.check_length(len).ok()?).ok()?;
+                Step::Bytes {
+                    key,
+                    compact,
+                    nullable,
+                } => {
+                    self.json.known_key(*key);
+                    match length(reader, *compact, *nullable)? {
+                        Some(len) => {
+                            let len = reader.check_length(len).ok()?;
+                            self.json.hex(reader.rest().get(..len)?);
+                            reader.skip(len).ok()?;
+                        }
+                        None => self.json.null(),
                     }
                 }
-                Step::Records { compact, nullable } => {
-                    if let Some(len) = length(reader, *compact, *nullable)? {
-                        let len = reader.check_length(len).ok()?;
-                        let data = reader.take(len).ok()?;
-                        let records = decode_records(data, self.records, self.budget);
-                        self.gather.records(&records);
+                Step::Records {
+                    key,
+                    compact,
+                    nullable,
+                } => {
+                    self.json.known_key(*key);
+                    match length(reader, *compact, *nullable)? {
+                        Some(len) => {
+                            let len = reader.check_length(len).ok()?;
+                            let data = reader.take(len).ok()?;
+                            let records = decode_records(data, self.records, self.budget);
+                            self.gather.records(&records);
+                            if S::KEEPS {
+                                records.write_json(self.json);
+                            }
+                        }
+                        None => self.json.null(),
                     }
                 }
-                Step::Struct { nullable, plan } => {
+                Step::Struct {
+                    key,
+                    nullable,
+                    plan,
+                } => {
+                    self.json.known_key(*key);
                     // A nullable struct is preceded by an int8: -1 null.
-                    if !(*nullable && reader.i8().ok()? < 0) {
+                    if *nullable && reader.i8().ok()? < 0 {
+                        self.json.null();
+                    } else {
                         self.nested(plan, reader)?;
                     }
                 }
                 Step::Array {
-                    name,
+                    key,
                     compact,
                     nullable,
                     gather,
                     items,
                 } => {
-                    if let Some(count) = length(reader, *compact, *nullable)? {
-                        let count = reader.check_count(count).ok()?;
-                        if *gather {
-                            self.gather.array(name);
+                    self.json.known_key(*key);
+                    match length(reader, *compact, *nullable)? {
+                        Some(count) => {
+                            let count = reader.check_count(count).ok()?;
+                            if *gather {
+                                self.gather.array(key.name());
+                            }
+                            self.json.begin_array();
+                            self.items(items, count, reader)?;
+                            self.json.end_array();
                         }
-                        self.items(items, count, reader)?;
+                        None => self.json.null(),
                     }
                 }
                 Step::NoTags => {
@@ -275,6 +373,7 @@ impl Skim<'_> {
                 }
             }
         }
+        self.json.end_object();
         Some(())
     }
 
@@ -287,10 +386,17 @@ impl Skim<'_> {
 
     fn items(&mut self, items: &Items, count: usize, reader: &mut Reader) -> Option<()> {
         match items {
-            Items::Fixed(size) => reader.skip(size.checked_mul(count)?).ok(),
+            Items::Skipped(size) => reader.skip(size.checked_mul(count)?).ok(),
+            Items::Fixed(ty) => {
+                for _ in 0..count {
+                    read_fixed(reader, ty).ok()??.write_json(self.json);
+                }
+                Some(())
+            }
             Items::Text { compact } => {
                 for _ in 0..count {
-                    text(reader, *compact, false)??;
+                    let text = text(reader, *compact, false)??;
+                    self.json.str(text);
                 }
                 Some(())
             }
