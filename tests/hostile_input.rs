@@ -23,6 +23,7 @@ use bytes::Bytes;
 use kwire::codec::{message_from_json, DecodeError, DecodeErrorKind, DecodeOptions};
 use kwire::frame::{self, DecodedFrame, Direction};
 use kwire::frames_file;
+use kwire::json::JsonWriter;
 use kwire::records::{BatchSpec, Compression, Limits, RecordSet, RecordSpec};
 use kwire::schema;
 use kwire::value::{parse_hex, Struct, Value};
@@ -131,6 +132,7 @@ fn options() -> DecodeOptions {
             max_decompressed: MAX_DECOMPRESSED,
         },
         skim: false,
+        json: false,
     }
 }
 
@@ -220,28 +222,41 @@ fn decode_both(original: &CorpusFrame, what: &str, bytes: &[u8], kind: Kind) -> 
             })
         };
         let (decoded, peak) = decode(&options());
-        let (skimmed, skim_peak) = decode(&DecodeOptions {
-            skim: true,
-            ..options()
-        });
         let at = || {
             format!(
                 "{} ({:?} {}) {what} as a {direction:?}",
                 original.at, original.direction, original.api_key
             )
         };
-        assert!(
-            peak.max(skim_peak) <= bound,
-            "{}: decoding {} bytes took {peak} bytes of heap, skimming {skim_peak} (bound {bound})",
-            at(),
-            bytes.len()
-        );
-        assert_eq!(
-            skimmed.error.as_ref().map(ToString::to_string),
-            decoded.error.as_ref().map(ToString::to_string),
-            "{}: skimmed and decoded differ",
-            at()
-        );
+        for json in [false, true] {
+            let (skimmed, skim_peak) = decode(&DecodeOptions {
+                skim: true,
+                json,
+                ..options()
+            });
+            assert!(
+                peak.max(skim_peak) <= bound,
+                "{}: decoding {} bytes took {peak} bytes of heap, skimming {skim_peak} \
+                 (json {json}, bound {bound})",
+                at(),
+                bytes.len()
+            );
+            assert_eq!(
+                skimmed.error.as_ref().map(ToString::to_string),
+                decoded.error.as_ref().map(ToString::to_string),
+                "{}: skimmed (json {json}) and decoded differ",
+                at()
+            );
+            if let (Some(text), Some(body)) = (&skimmed.body_json, &decoded.body) {
+                let mut whole = JsonWriter::in_memory();
+                body.write_json(&mut whole);
+                assert!(
+                    *text == whole.into_bytes(),
+                    "{}: skimmed JSON differs from the tree's",
+                    at()
+                );
+            }
+        }
         worst = worst.max(peak);
         match &decoded.error {
             Some(error) => check_error_shape(&decoded, error, bytes.len(), &at()),
