@@ -35,7 +35,7 @@ pub trait JsonSink {
     fn key(&mut self, name: &str);
     /// A key known when kwire is built; see [`key!`].
     fn known_key(&mut self, key: Key) {
-        self.key(key.name);
+        self.key(key.name());
     }
     fn str(&mut self, text: &str);
     /// A string of bytes that [`is_plain`]: nothing to check or escape.
@@ -72,7 +72,7 @@ pub trait JsonSink {
 /// Made by [`key!`].
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
-    name: &'static str,
+    /// `"name":` (the name is what lies between the quotes).
     text: &'static str,
 }
 
@@ -90,13 +90,14 @@ impl Key {
             at += 1;
         }
         assert!(text_bytes[at + 1] == b'"' && text_bytes[at + 2] == b':');
-        Key { name, text }
+        Key { text }
     }
-}
 
-impl Key {
     pub fn name(self) -> &'static str {
-        self.name
+        // The text is ASCII: the quotes and colon are one byte each.
+        self.text
+            .get(1..self.text.len().saturating_sub(2))
+            .unwrap_or_default()
     }
 
     /// The key for a name known only at run time (a schema field's): its
@@ -112,7 +113,7 @@ impl Key {
         let text = texts
             .entry(name)
             .or_insert_with(|| Box::leak(format!("\"{name}\":").into_boxed_str()));
-        Some(Key { name, text })
+        Some(Key { text })
     }
 }
 
@@ -359,7 +360,18 @@ impl JsonSink for JsonWriter<'_> {
 
     fn json_text(&mut self, text: &[u8]) {
         self.separate();
-        self.buf.extend_from_slice(text);
+        // A large text goes to the stream as it is, after what is
+        // buffered, rather than through the buffer.
+        if text.len() >= Self::FLUSH_AT / 4 && self.sink.is_some() {
+            self.pass_on();
+            if let (Some(sink), None) = (self.sink.as_mut(), &self.error) {
+                if let Err(error) = sink.write_all(text) {
+                    self.error = Some(error);
+                }
+            }
+        } else {
+            self.buf.extend_from_slice(text);
+        }
         self.comma = true;
     }
 

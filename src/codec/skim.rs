@@ -261,22 +261,20 @@ impl<S: JsonSink> Skim<'_, S> {
                     keep,
                 } => {
                     self.json.known_key(*key);
-                    // A number only gathered needs no value built.
-                    if let (Some(Ask::Number(role)), false) = (gather, keep) {
-                        let number = read_int(reader, ty).ok()??;
-                        self.gather.number(*role, number);
+                    // Integers, nearly all of them, need no value built.
+                    if let Some(number) = read_int(reader, ty).ok()? {
+                        if let Some(Ask::Number(role)) = gather {
+                            self.gather.number(*role, number);
+                        }
                         self.json.int(number);
+                        if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
+                            out.push(key.name(), Value::Int(number));
+                        }
                         continue;
                     }
                     let value = read_fixed(reader, ty).ok()??;
-                    match (gather, &value) {
-                        (Some(Ask::Number(role)), Value::Int(number)) => {
-                            self.gather.number(*role, *number)
-                        }
-                        (Some(Ask::TopicId(rank)), Value::Uuid(uuid)) => {
-                            self.gather.topic_uuid(*rank, uuid)
-                        }
-                        _ => {}
+                    if let (Some(Ask::TopicId(rank)), Value::Uuid(uuid)) = (gather, &value) {
+                        self.gather.topic_uuid(*rank, uuid);
                     }
                     if S::KEEPS {
                         value.write_json(self.json);
@@ -389,7 +387,10 @@ impl<S: JsonSink> Skim<'_, S> {
             Items::Skipped(size) => reader.skip(size.checked_mul(count)?).ok(),
             Items::Fixed(ty) => {
                 for _ in 0..count {
-                    read_fixed(reader, ty).ok()??.write_json(self.json);
+                    match read_int(reader, ty).ok()? {
+                        Some(number) => self.json.int(number),
+                        None => read_fixed(reader, ty).ok()??.write_json(self.json),
+                    }
                 }
                 Some(())
             }
