@@ -88,7 +88,7 @@ pub struct DecodedFrame {
     /// Bytes after a complete body (a violation), kept for re-encoding.
     pub trailing: Bytes,
     pub size: usize,
-    pub error: Option<DecodeError>,
+    pub error: Option<Box<DecodeError>>,
     /// Protocol violations that did not stop decoding (see
     /// `codec::DecodedMessage::violations`).
     pub violations: Vec<DecodeError>,
@@ -340,7 +340,7 @@ fn decode_frame(
     // have none, and formatting it for each would cost more than decoding
     // a small frame.
     if let Some(error) = errors.into_iter().next() {
-        decoded.error = Some(error.in_context(decoded.context()));
+        decoded.error = Some(Box::new(error.in_context(decoded.context())));
     }
     if !decoded.violations.is_empty() {
         let context = decoded.context();

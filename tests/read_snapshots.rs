@@ -228,7 +228,7 @@ fn check_findings(name: &str, exchanges: &[Exchange], findings: &[Finding]) -> u
                 error,
                 message,
             };
-            match frame.error.as_ref() {
+            match frame.error.as_deref() {
                 None => {}
                 Some(DecodeError {
                     kind: DecodeErrorKind::UnknownVersion { version, max, .. },

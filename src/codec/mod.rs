@@ -778,6 +778,7 @@ fn read_tagged_fields(
 
 /// Reads a length or count that is compact (unsigned varint of N + 1, 0 for
 /// null) in flexible versions and a signed int16/int32 (-1 for null) before.
+#[inline]
 fn read_length(reader: &mut Reader, compact: bool, wide: bool) -> Result<Option<u64>, WireError> {
     if compact {
         let raw = reader.unsigned_varint()?;

@@ -413,6 +413,7 @@ impl<S: JsonSink> Skim<'_, S> {
 
 /// A 32-bit (or compact) length or count; `Some(None)` for an allowed
 /// null, `None` for anything the full walk must report.
+#[inline]
 fn length(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<u64>> {
     match read_length(reader, compact, true).ok()? {
         None if nullable => Some(None),
@@ -422,6 +423,7 @@ fn length(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<u
 }
 
 /// A string, checked to be UTF-8; `Some(None)` for an allowed null.
+#[inline]
 pub(super) fn text(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<&str>> {
     match read_length(reader, compact, false).ok()? {
         None if nullable => Some(None),
