@@ -54,14 +54,16 @@ pub fn next_frame(buffer: &[u8], max_frame: usize) -> Deframe {
 }
 
 /// Which side of an exchange a frame is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Direction {
+    #[default]
     Request,
     Response,
 }
 
-/// A decoded frame: header and body trees, complete or partial.
-#[derive(Clone, Debug)]
+/// A decoded frame: header and body trees, complete or partial. (The
+/// default, an empty request, is only a place to decode into.)
+#[derive(Clone, Debug, Default)]
 pub struct DecodedFrame {
     pub direction: Direction,
     pub api_key: i16,
@@ -159,6 +161,14 @@ impl std::fmt::Display for ApiName {
 /// Decodes a request frame (length prefix included). Decoding goes as far as
 /// it can; the first problem is in `error`.
 pub fn decode_request(frame: Bytes, options: &DecodeOptions) -> DecodedFrame {
+    let mut decoded = DecodedFrame::default();
+    decode_request_into(&mut decoded, frame, options);
+    decoded
+}
+
+/// [`decode_request`] into `out`, which it replaces: for a frame decoded
+/// straight into the place that keeps it.
+pub fn decode_request_into(out: &mut DecodedFrame, frame: Bytes, options: &DecodeOptions) {
     let mut peek = Reader::at(frame.slice(frame.len().min(LENGTH_PREFIX)..), LENGTH_PREFIX);
     let api_key = peek.i16().unwrap_or(-1);
     let api_version = peek.i16().unwrap_or(-1);
@@ -167,6 +177,7 @@ pub fn decode_request(frame: Bytes, options: &DecodeOptions) -> DecodedFrame {
     // before flexible versions.
     let header_version = api.map_or(1, |api| schema::request_header_version(api, api_version));
     decode_frame(
+        out,
         frame,
         Direction::Request,
         api_key,
@@ -191,10 +202,24 @@ pub fn decode_response(
     api_version: i16,
     options: &DecodeOptions,
 ) -> DecodedFrame {
+    let mut decoded = DecodedFrame::default();
+    decode_response_into(&mut decoded, frame, api_key, api_version, options);
+    decoded
+}
+
+/// [`decode_response`] into `out`, which it replaces.
+pub fn decode_response_into(
+    out: &mut DecodedFrame,
+    frame: Bytes,
+    api_key: i16,
+    api_version: i16,
+    options: &DecodeOptions,
+) {
     let api = schema::api(api_key);
     let header_version = api.map_or(0, |api| schema::response_header_version(api, api_version));
-    let decode_at = |version: i16| {
+    let decode_at = |out: &mut DecodedFrame, version: i16| {
         decode_frame(
+            out,
             frame.clone(),
             Direction::Response,
             api_key,
@@ -205,27 +230,21 @@ pub fn decode_response(
             options,
         )
     };
-    let mut decoded = decode_at(api_version);
-    let unsupported = decoded
-        .body
-        .as_ref()
-        .and_then(|body| body.int("error_code"))
+    decode_at(out, api_version);
+    let unsupported = out.body.as_ref().and_then(|body| body.int("error_code"))
         == Some(i64::from(UNSUPPORTED_VERSION));
-    if api_key == schema::API_VERSIONS_KEY
-        && api_version > 0
-        && decoded.error.is_some()
-        && unsupported
+    if api_key == schema::API_VERSIONS_KEY && api_version > 0 && out.error.is_some() && unsupported
     {
-        let fallback = decode_at(0);
+        let mut fallback = DecodedFrame::default();
+        decode_at(&mut fallback, 0);
         if fallback.error.is_none() {
-            decoded = DecodedFrame {
+            *out = DecodedFrame {
                 api_version,
                 body_version: 0,
                 ..fallback
             };
         }
     }
-    decoded
 }
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -233,6 +252,7 @@ const UNSUPPORTED_VERSION: i16 = 35;
 
 #[allow(clippy::too_many_arguments)]
 fn decode_frame(
+    out: &mut DecodedFrame,
     frame: Bytes,
     direction: Direction,
     api_key: i16,
@@ -241,9 +261,9 @@ fn decode_frame(
     header_spec: &MessageSpec,
     body_spec: Option<&MessageSpec>,
     options: &DecodeOptions,
-) -> DecodedFrame {
+) {
     let size = frame.len();
-    let mut decoded = DecodedFrame {
+    *out = DecodedFrame {
         direction,
         api_key,
         api_version,
@@ -262,6 +282,7 @@ fn decode_frame(
         summary: None,
         body_json: None,
     };
+    let decoded = out;
     let mut errors: Vec<DecodeError> = Vec::new();
     let mut reader = Reader::new(frame);
     match reader.i32() {
@@ -348,7 +369,6 @@ fn decode_frame(
             violation.context = context.clone();
         }
     }
-    decoded
 }
 
 /// How many versions past the newest in kwire's definitions a body is still

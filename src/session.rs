@@ -1876,7 +1876,11 @@ impl Conn {
             self.end_raw_sasl(out);
         }
         let key = read_i16(&cut.bytes, LENGTH_PREFIX).unwrap_or(-1);
-        let decoded = frame::decode_request(cut.bytes, shared.decode_options(key));
+        let options = shared.decode_options(key);
+        let mut message = decoded_message(cut.ts_ns, missing, |frame| {
+            frame::decode_request_into(frame, cut.bytes, options)
+        });
+        let decoded = &message.frame;
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
         }
@@ -1915,7 +1919,8 @@ impl Conn {
                 _ => {}
             }
         }
-        exchange.request = Some(message(decoded, cut.ts_ns, missing, shared));
+        hide_secrets(&mut message.frame, shared.options.show_secrets);
+        exchange.request = Some(message);
         let Some(correlation) = correlation else {
             // The header did not decode: nothing can answer it.
             return self.emit(exchange, out);
@@ -1990,12 +1995,17 @@ impl Conn {
         let Some(mut exchange) = self.outstanding.remove(position) else {
             return;
         };
-        let decoded = frame::decode_response(
-            cut.bytes,
-            exchange.api_key,
-            exchange.api_version,
-            shared.decode_options(exchange.api_key),
-        );
+        let options = shared.decode_options(exchange.api_key);
+        let mut message = decoded_message(cut.ts_ns, missing, |frame| {
+            frame::decode_response_into(
+                frame,
+                cut.bytes,
+                exchange.api_key,
+                exchange.api_version,
+                options,
+            )
+        });
+        let decoded = &message.frame;
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
         }
@@ -2020,7 +2030,8 @@ impl Conn {
                 _ => {}
             }
         }
-        exchange.response = Some(message(decoded, cut.ts_ns, missing, shared));
+        hide_secrets(&mut message.frame, shared.options.show_secrets);
+        exchange.response = Some(message);
         exchange.lost |= lost;
         exchange.state = ExchangeState::Complete;
         merge_packets(&mut exchange.packets, cut.packets);
@@ -2041,24 +2052,28 @@ impl Conn {
         } else {
             None
         };
-        let (decoded, inferred) = match inferred {
-            Some((key, version)) => (
-                frame::decode_response(cut.bytes, key, version, shared.decode_options(key)),
-                true,
+        if inferred.is_none() && missing == 0 {
+            shared.losses.undecodable_frames += 1;
+        }
+        let mut message = decoded_message(cut.ts_ns, missing, |frame| match inferred {
+            Some((key, version)) => frame::decode_response_into(
+                frame,
+                cut.bytes,
+                key,
+                version,
+                shared.decode_options(key),
             ),
             None => {
-                if missing == 0 {
-                    shared.losses.undecodable_frames += 1;
-                }
                 // Header only: the correlation id and the size. The API
                 // is not known, which is no fault of the frame's.
-                let mut header = frame::decode_response(cut.bytes, -1, -1, &shared.probe);
-                header
+                frame::decode_response_into(frame, cut.bytes, -1, -1, &shared.probe);
+                frame
                     .error
                     .take_if(|error| matches!(error.kind, DecodeErrorKind::UnknownApiKey(_)));
-                (header, false)
             }
-        };
+        });
+        let inferred = inferred.is_some();
+        let decoded = &message.frame;
         if inferred {
             self.note_seen(decoded.api_key, decoded.api_version);
             if let Some(body) = decoded
@@ -2082,7 +2097,8 @@ impl Conn {
         exchange.lost = lost;
         exchange.state = ExchangeState::RequestMissing;
         exchange.packets = cut.packets;
-        exchange.response = Some(message(decoded, cut.ts_ns, missing, shared));
+        hide_secrets(&mut message.frame, shared.options.show_secrets);
+        exchange.response = Some(message);
         self.emit(exchange, out);
     }
 
@@ -2379,21 +2395,22 @@ const TREE_APIS: &[i16] = &[
     SASL_AUTHENTICATE_KEY,
 ];
 
-/// A decoded frame as an exchange's message, secrets hidden unless asked for.
-/// A decoded frame as an exchange holds it: boxed, so that exchanges stay
-/// small to move.
-fn message(
-    mut decoded: DecodedFrame,
+/// An exchange's message, its frame decoded by `decode` straight into the
+/// box that keeps it (a frame is large: moving it costs more than
+/// decoding a small one). Hide its secrets with [`hide_secrets`] once the
+/// Kafka layer has read it.
+fn decoded_message(
     ts_ns: i64,
     missing_bytes: u64,
-    shared: &Shared,
+    decode: impl FnOnce(&mut DecodedFrame),
 ) -> Box<Message> {
-    hide_secrets(&mut decoded, shared.options.show_secrets);
-    Box::new(Message {
+    let mut message = Box::new(Message {
         ts_ns,
-        frame: decoded,
+        frame: DecodedFrame::default(),
         missing_bytes,
-    })
+    });
+    decode(&mut message.frame);
+    message
 }
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
