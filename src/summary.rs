@@ -91,6 +91,26 @@ impl<K, V> Listing<K, V> {
         self.get(key).is_some()
     }
 
+    /// Whether `other` has the same keys as this listing.
+    fn same_keys(&self, other: &Listing<K, V>) -> bool
+    where
+        K: PartialEq,
+    {
+        self.0.len() == other.0.len()
+            && self.0.iter().zip(&other.0).all(|((mine, _), (theirs, _))| mine == theirs)
+    }
+
+    /// This listing's values beside `other`'s, key by key.
+    fn values_beside<'a>(
+        &'a mut self,
+        other: &'a Listing<K, V>,
+    ) -> impl Iterator<Item = (&'a mut V, &'a V)> {
+        self.0
+            .iter_mut()
+            .zip(&other.0)
+            .map(|((_, mine), (_, theirs))| (mine, theirs))
+    }
+
     /// Where the key that `order` finds equal is, or where it would go.
     fn find(&self, order: impl Fn(&K) -> Ordering) -> Result<usize, usize> {
         self.0.binary_search_by(|(probe, _)| order(probe))
@@ -122,6 +142,24 @@ impl<'a, K, V> IntoIterator for &'a Listing<K, V> {
     }
 }
 
+/// Adds to `listed` the partitions it does not hold yet, in order.
+fn add_partitions(listed: &mut Partitions, partitions: &[i32]) {
+    for partition in partitions {
+        if !listed.contains(partition) {
+            listed.push(*partition);
+        }
+    }
+}
+
+impl RecordTally {
+    fn add(&mut self, other: &RecordTally) {
+        self.batches += other.batches;
+        self.records += other.records;
+        self.bytes += other.bytes;
+        self.bad_crc += other.bad_crc;
+    }
+}
+
 /// Field names that hold a topic's name or id in the message definitions,
 /// the likelier first.
 const TOPIC_FIELDS: &[&str] = &["name", "topic", "topic_name", "topic_id"];
@@ -147,15 +185,25 @@ impl Summary {
     /// Adds what another summary holds, as if its message had been
     /// gathered after this one's.
     pub fn merge(&mut self, other: &Summary) {
-        for (topic, partitions) in &other.topics {
-            self.note_partitions(topic, partitions);
+        // A response names what its request named, as a rule: entry by
+        // entry, with nothing to look up.
+        if self.topics.same_keys(&other.topics) {
+            for (mine, theirs) in self.topics.values_beside(&other.topics) {
+                add_partitions(mine, theirs);
+            }
+        } else {
+            for (topic, partitions) in &other.topics {
+                self.note_partitions(topic, partitions);
+            }
         }
-        for ((topic, partition), tally) in &other.records {
-            let mine = self.tally_for(topic, *partition);
-            mine.batches += tally.batches;
-            mine.records += tally.records;
-            mine.bytes += tally.bytes;
-            mine.bad_crc += tally.bad_crc;
+        if self.records.same_keys(&other.records) {
+            for (mine, theirs) in self.records.values_beside(&other.records) {
+                mine.add(theirs);
+            }
+        } else {
+            for ((topic, partition), tally) in &other.records {
+                self.tally_for(topic, *partition).add(tally);
+            }
         }
         for code in &other.errors {
             self.note_error(*code);
@@ -203,11 +251,7 @@ impl Summary {
         let listed = self
             .topics
             .entry(|probe| probe.as_str().cmp(topic), || topic.into());
-        for partition in partitions {
-            if !listed.contains(partition) {
-                listed.push(*partition);
-            }
-        }
+        add_partitions(listed, partitions);
     }
 
     fn note_error(&mut self, code: i16) {
