@@ -373,7 +373,7 @@ fn decode_frame(
 
 /// How many versions past the newest in kwire's definitions a body is still
 /// read with the newest layout.
-const NEWER_VERSION_SLACK: i16 = 3;
+pub const NEWER_VERSION_SLACK: i16 = 3;
 
 /// The body of a version a little newer than kwire's definitions (Metadata
 /// v13 from a newer client, say), read with the newest known layout: Kafka

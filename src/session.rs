@@ -1704,7 +1704,7 @@ impl Conn {
             return Verdict::Wait;
         };
         if let Some((key, version)) = self.outstanding_for(rest) {
-            return judge_decode(rest, total, |frame| {
+            return judge_decode(rest, total, NewerVersion::HeaderSuffices, |frame| {
                 frame::decode_response(frame, key, version, &shared.probe)
             });
         }
@@ -2549,18 +2549,46 @@ fn judge_request(
     let Some(api) = api.filter(|_| strictness == Strictness::Search) else {
         return Verdict::Accept;
     };
-    if !api.request.valid.contains(version) {
+    // A version a little newer than kwire's tables (a newer client) is
+    // judged by its body read with the newest layout, as it would be
+    // decoded; one that does not fit is not evidence enough.
+    let newer = version > api.request.valid.max
+        && version
+            <= api
+                .request
+                .valid
+                .max
+                .saturating_add(frame::NEWER_VERSION_SLACK);
+    if !api.request.valid.contains(version) && !newer {
         return Verdict::Reject;
     }
-    judge_decode(bytes, size + LENGTH_PREFIX, |frame| {
-        frame::decode_request(frame, probe)
-    })
+    judge_decode(
+        bytes,
+        size + LENGTH_PREFIX,
+        NewerVersion::MustFit,
+        |frame| frame::decode_request(frame, probe),
+    )
+}
+
+/// How [`judge_decode`] takes a version newer than kwire's tables whose
+/// body does not fit the newest layout.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NewerVersion {
+    /// Accepted on the strength of the header (checked by the caller).
+    HeaderSuffices,
+    /// Rejected: nothing but the header would vouch for the frame.
+    MustFit,
 }
 
 /// Decodes a candidate frame of `total` bytes at the start of `bytes`: whole
 /// when it is all there, else its first `PREFIX_CHECK` bytes, which must
 /// fail only for want of the rest.
-fn judge_decode(bytes: &[u8], total: usize, decode: impl Fn(Bytes) -> DecodedFrame) -> Verdict {
+fn judge_decode(
+    bytes: &[u8],
+    total: usize,
+    newer: NewerVersion,
+    decode: impl Fn(Bytes) -> DecodedFrame,
+) -> Verdict {
     if bytes.len() >= total {
         // Trailing bytes are not accepted: a small body would then fit
         // anywhere. (A frame with trailing bytes before a frame found is
@@ -2568,9 +2596,14 @@ fn judge_decode(bytes: &[u8], total: usize, decode: impl Fn(Bytes) -> DecodedFra
         let decoded = decode(Bytes::copy_from_slice(&bytes[..total]));
         return match decoded.error.map(|error| error.kind) {
             None => Verdict::Accept,
-            // A version newer than kwire's tables cannot be checked: the
-            // header (checked by the caller) has to do.
-            Some(DecodeErrorKind::UnknownVersion { .. }) => Verdict::Accept,
+            // A version newer than kwire's tables that the newest layout
+            // does not fit cannot be checked: the header (checked by the
+            // caller) has to do, where it may.
+            Some(DecodeErrorKind::UnknownVersion { .. })
+                if newer == NewerVersion::HeaderSuffices =>
+            {
+                Verdict::Accept
+            }
             Some(_) => Verdict::Reject,
         };
     }

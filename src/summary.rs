@@ -97,7 +97,11 @@ impl<K, V> Listing<K, V> {
         K: PartialEq,
     {
         self.0.len() == other.0.len()
-            && self.0.iter().zip(&other.0).all(|((mine, _), (theirs, _))| mine == theirs)
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .all(|((mine, _), (theirs, _))| mine == theirs)
     }
 
     /// This listing's values beside `other`'s, key by key.

@@ -247,29 +247,25 @@ fn write_saves_the_kept_exchanges() {
 
 /// A capture written with a filter that keeps some exchanges of a
 /// connection has holes where the others were, between frames. Read back,
-/// each kept exchange must pair again: a hole on the broker side is not
-/// taken for the loss of the next response, which the next response's
-/// correlation id would contradict.
+/// each kept exchange must be found again, paired as it was: a hole on the
+/// broker side is not taken for the loss of the next response (the next
+/// response's correlation id says which went missing), and a connection
+/// whose first request left is of a version newer than kwire's tables is
+/// still found by that request (Metadata v13 from librdkafka 2.x).
 #[test]
 fn exchanges_kept_from_a_connection_pair_again_when_read_back() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("kept.pcap");
     let out = out.to_str().expect("utf-8 path");
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures");
     let filters = [
+        "api=Metadata",
         "api=Metadata or api=Produce",
         "api=Fetch",
         "api=Heartbeat or api=OffsetCommit or api=JoinGroup",
     ];
     let mut checked = 0;
-    for name in [
-        "kcat-mock.pcap",
-        "confluent-mock.pcap",
-        "python-mock.pcap",
-        "python-modern-tansu.pcap",
-    ] {
-        let path = corpus.join(name);
-        let path = path.to_str().expect("utf-8 path");
+    for capture in captures() {
+        let path = capture.to_str().expect("utf-8 path");
         for filter in filters {
             let kept = json_lines(&stdout_of(&[
                 "read", "--json", "--filter", filter, "--write", out, path,
@@ -278,14 +274,14 @@ fn exchanges_kept_from_a_connection_pair_again_when_read_back() {
             for object in &kept {
                 assert!(
                     reread.contains(&identity(object)),
-                    "{name} [{filter}]: {} not read back",
+                    "{path} [{filter}]: {} not read back",
                     identity(object)
                 );
                 checked += 1;
             }
         }
     }
-    assert!(checked >= 100, "only {checked} exchanges checked");
+    assert!(checked >= 300, "only {checked} exchanges checked");
 }
 
 #[test]
