@@ -552,6 +552,9 @@ fn read_flat_fields(
     Some(())
 }
 
+/// The most room made up front for a skimmed body's JSON.
+const JSON_ROOM_MAX: usize = 4 << 20;
+
 /// Skims a body by its plan ([`skim`]); `None`, with `reader` as it was,
 /// for a body no plan covers.
 fn skim_message(
@@ -570,8 +573,10 @@ fn skim_message(
     let budget = &mut Budget::new(options.limits.max_decompressed);
     let json = if options.json {
         // Keys and digits take room: JSON is up to four times the bytes it
-        // describes (a Metadata response), and rarely needs more.
-        let mut json = JsonWriter::in_memory_with_capacity(4 * reader.remaining() + 256);
+        // describes (a Metadata response), and rarely needs more. A large
+        // body's buffer grows as it is written instead.
+        let room = (4 * reader.remaining() + 256).min(JSON_ROOM_MAX);
+        let mut json = JsonWriter::in_memory_with_capacity(room);
         let mut skim = skim::Skim {
             gather: &mut gather,
             records: options.records,
