@@ -3790,7 +3790,10 @@ mod tests {
             // Decoded into trees, skimmed (as `kwire read` lines are) and
             // skimmed into JSON (as `kwire read --json` is): all must read
             // the same, and the JSON must be the trees'.
-            let mut seen = Vec::new();
+            // Id, API, summary, decode error and (where there is one to
+            // show) the exchange's JSON.
+            type Read = (u64, i16, String, Option<String>, Option<String>);
+            let mut seen: Vec<Vec<Read>> = Vec::new();
             for (skim, json) in [(false, false), (true, false), (true, true)] {
                 let mut options = AnalyzerOptions {
                     max_frame: 1 << 16,
@@ -3826,7 +3829,7 @@ mod tests {
                     .collect();
                 seen.push(read);
             }
-            let unshown = |read: &Vec<(u64, i16, String, Option<String>, Option<String>)>| {
+            let unshown = |read: &Vec<Read>| {
                 read.iter()
                     .map(|(id, api, line, error, _)| (*id, *api, line.clone(), error.clone()))
                     .collect::<Vec<_>>()

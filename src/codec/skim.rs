@@ -56,15 +56,12 @@ enum Step {
         /// Its rank as a topic field, when it can name a topic.
         topic: Option<usize>,
     },
-    Bytes {
+    /// Bytes, or (`records`) a record set.
+    Sized {
         key: Key,
         compact: bool,
         nullable: bool,
-    },
-    Records {
-        key: Key,
-        compact: bool,
-        nullable: bool,
+        records: bool,
     },
     Struct {
         key: Key,
@@ -164,15 +161,11 @@ impl Layout {
                     nullable,
                     topic: topic_rank(name),
                 },
-                FieldType::Bytes => Step::Bytes {
+                FieldType::Bytes | FieldType::Records => Step::Sized {
                     key,
                     compact,
                     nullable,
-                },
-                FieldType::Records => Step::Records {
-                    key,
-                    compact,
-                    nullable,
+                    records: matches!(field.ty, FieldType::Records),
                 },
                 FieldType::Struct(inner) => Step::Struct {
                     key,
@@ -296,38 +289,27 @@ impl<S: JsonSink> Skim<'_, S> {
                     }
                     self.json.opt_str(text);
                 }
-                Step::Bytes {
+                Step::Sized {
                     key,
                     compact,
                     nullable,
+                    records,
                 } => {
                     self.json.known_key(*key);
-                    match length(reader, *compact, *nullable)? {
-                        Some(len) => {
-                            let len = reader.check_length(len).ok()?;
-                            self.json.hex(reader.rest().get(..len)?);
-                            reader.skip(len).ok()?;
+                    let Some(len) = length(reader, *compact, *nullable)? else {
+                        self.json.null();
+                        continue;
+                    };
+                    let len = reader.check_length(len).ok()?;
+                    let data = reader.take(len).ok()?;
+                    if *records {
+                        let records = decode_records(data, self.records, self.budget);
+                        self.gather.records(&records);
+                        if S::KEEPS {
+                            records.write_json(self.json);
                         }
-                        None => self.json.null(),
-                    }
-                }
-                Step::Records {
-                    key,
-                    compact,
-                    nullable,
-                } => {
-                    self.json.known_key(*key);
-                    match length(reader, *compact, *nullable)? {
-                        Some(len) => {
-                            let len = reader.check_length(len).ok()?;
-                            let data = reader.take(len).ok()?;
-                            let records = decode_records(data, self.records, self.budget);
-                            self.gather.records(&records);
-                            if S::KEEPS {
-                                records.write_json(self.json);
-                            }
-                        }
-                        None => self.json.null(),
+                    } else {
+                        self.json.hex(&data);
                     }
                 }
                 Step::Struct {
