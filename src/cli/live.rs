@@ -20,7 +20,8 @@ use anyhow::bail;
 use kwire::capture::live::{drop_privileges, LiveCapture, LiveOptions};
 use kwire::capture::{parse_tcp, PcapWriter};
 use kwire::codec::RecordsMode;
-use kwire::display::exchange_json;
+use kwire::display::write_exchange_json;
+use kwire::json::JsonWriter;
 use kwire::session::Analyzer;
 use kwire::tui;
 use kwire::tui::source::{self, LiveCounters, SourceOptions, UPDATE_QUEUE};
@@ -185,7 +186,11 @@ fn headless(
     let deadline = args
         .duration
         .map(|s| Instant::now() + Duration::from_secs_f64(s));
-    let mut analyzer = Analyzer::new(options.analyzer);
+    // As `kwire read --json`: bodies written as JSON while skimmed.
+    let mut analyzer_options = options.analyzer;
+    analyzer_options.decode.skim = true;
+    analyzer_options.decode.json = true;
+    let mut analyzer = Analyzer::new(analyzer_options);
     let mut out = Vec::new();
     let mut stdout = std::io::stdout().lock();
     let mut printed = 0u64;
@@ -199,9 +204,11 @@ fn headless(
                     return Ok(true);
                 }
                 let summary = exchange.summary();
-                serde_json::to_writer(&mut stdout, &exchange_json(&exchange, &summary, first))
-                    .map_err(std::io::Error::from)?;
-                stdout.write_all(b"\n")?;
+                let mut line = JsonWriter::in_memory();
+                write_exchange_json(&mut line, &exchange, &summary, first);
+                let mut line = line.into_bytes();
+                line.push(b'\n');
+                stdout.write_all(&line)?;
                 stdout.flush()?;
                 printed += 1;
             }
