@@ -29,7 +29,9 @@
 #             dissect every Kafka PDU and aggregate without printing).
 # MB are 10^6 bytes of capture file. MB/s is file size over wall time;
 # "cpu MB/s" over user+sys time, which is what one core does when the
-# machine is busy with other work. kwire reads on one thread.
+# machine is busy with other work. kwire reads on one thread; --json also
+# decodes bodies on worker threads (by default as many as there are cores,
+# at most 4), and is timed a second time with --threads 1, all on one.
 #
 # Needs: cargo, tshark and editcap (Debian: apt-get install tshark), GNU
 # time (/usr/bin/time; Debian: apt-get install time).
@@ -134,6 +136,9 @@ for size in $SIZES; do
     take=$((packets * PREFIX_MB / size))
     editcap -r "$file" "$prefix" "1-$take"
     kwire_json_cpu=$(cpu_rate "$file")
+    run "kwire read --json --threads 1" "$file" $KWIRE read --no-progress --json --threads 1 "$file"
+    kwire_json_one=$(rate "$file")
+    kwire_json_one_cpu=$(cpu_rate "$file")
     run "kwire read --json (prefix)" "$prefix" $KWIRE read --no-progress --json "$prefix"
     kwire_json_prefix=$(rate "$prefix")
     kwire_json_prefix_cpu=$(cpu_rate "$prefix")
@@ -142,6 +147,7 @@ for size in $SIZES; do
     tshark_v_cpu=$(cpu_rate "$prefix")
     echo "  full decode vs tshark -V (goal 50x), by wall time / by CPU time:"
     echo "    kwire --json on the whole capture vs tshark -V on its first $PREFIX_MB MB: $(ratio "$kwire_json" "$tshark_v") / $(ratio "$kwire_json_cpu" "$tshark_v_cpu")"
+    echo "    the same with --threads 1 (all on the reading thread):              $(ratio "$kwire_json_one" "$tshark_v") / $(ratio "$kwire_json_one_cpu" "$tshark_v_cpu")"
     echo "    both on the same first $PREFIX_MB MB:                                  $(ratio "$kwire_json_prefix" "$tshark_v") / $(ratio "$kwire_json_prefix_cpu" "$tshark_v_cpu")"
 
     run "kwire read --stats" "$file" $KWIRE read --no-progress --stats "$file"

@@ -309,7 +309,7 @@ fn decode_frame(
     let header_ok = header.error.is_none();
     errors.extend(header.error);
     decoded.body_bytes = reader.rest_bytes();
-    if header_ok {
+    if header_ok && !options.header_only {
         let start = reader.offset();
         match body_spec {
             None => errors.push(DecodeError::new(

@@ -166,8 +166,14 @@ impl<'a> JsonWriter<'a> {
     /// [`JsonWriter::in_memory`] with room for `capacity` bytes made up
     /// front.
     pub fn in_memory_with_capacity(capacity: usize) -> JsonWriter<'static> {
+        JsonWriter::in_buffer(Vec::with_capacity(capacity))
+    }
+
+    /// [`JsonWriter::in_memory`], writing after what `buf` holds (and into
+    /// its room).
+    pub fn in_buffer(buf: Vec<u8>) -> JsonWriter<'static> {
         JsonWriter {
-            buf: Vec::with_capacity(capacity),
+            buf,
             comma: false,
             sink: None,
             error: None,
@@ -188,6 +194,28 @@ impl<'a> JsonWriter<'a> {
         self.comma = false;
         self.checkpoint();
         self.take_error()
+    }
+
+    /// Writes whole NDJSON lines that another writer made, after what is
+    /// buffered. Returns the stream's first error, if any.
+    pub fn lines(&mut self, text: &[u8]) -> io::Result<()> {
+        if text.len() >= Self::FLUSH_AT / 4 && self.sink.is_some() {
+            self.pass_on();
+            self.write_through(text);
+        } else {
+            self.buf.extend_from_slice(text);
+            self.checkpoint();
+        }
+        self.take_error()
+    }
+
+    /// Writes `text` to the stream as it is, unless it failed before.
+    fn write_through(&mut self, text: &[u8]) {
+        if let (Some(sink), None) = (self.sink.as_mut(), &self.error) {
+            if let Err(error) = sink.write_all(text) {
+                self.error = Some(error);
+            }
+        }
     }
 
     /// Passes on everything buffered and flushes the stream.
@@ -364,11 +392,7 @@ impl JsonSink for JsonWriter<'_> {
         // buffered, rather than through the buffer.
         if text.len() >= Self::FLUSH_AT / 4 && self.sink.is_some() {
             self.pass_on();
-            if let (Some(sink), None) = (self.sink.as_mut(), &self.error) {
-                if let Err(error) = sink.write_all(text) {
-                    self.error = Some(error);
-                }
-            }
+            self.write_through(text);
         } else {
             self.buf.extend_from_slice(text);
         }

@@ -60,7 +60,7 @@ use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEv
 use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
 use crate::schema::{self, SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY};
 use crate::value::{Struct, Value};
-use crate::wire::WireErrorKind;
+use crate::wire::{Reader, WireErrorKind};
 
 /// Requests waiting for a response, per connection. Kafka clients keep a
 /// handful in flight (`max.in.flight.requests.per.connection`, 5 by
@@ -133,6 +133,12 @@ pub struct AnalyzerOptions {
     /// Bytes of incomplete frames buffered across all connections; a frame
     /// that does not fit is skipped and only its header decoded.
     pub max_buffered: usize,
+    /// The exchanges will be shown as JSON, but their bodies are decoded
+    /// into it later, elsewhere, by [`decode_for_json`]: the session only
+    /// skims them as `decode` says (for lines), except that it decodes
+    /// the bodies with secrets whole, as for JSON, so that they can be
+    /// redacted.
+    pub json_later: bool,
 }
 
 impl Default for AnalyzerOptions {
@@ -144,6 +150,7 @@ impl Default for AnalyzerOptions {
             max_frame: frame::DEFAULT_MAX_FRAME,
             limits: ReassemblyLimits::default(),
             max_buffered: 256 << 20,
+            json_later: false,
         }
     }
 }
@@ -347,7 +354,8 @@ impl Shared {
     fn decode_options(&self, key: i16) -> &DecodeOptions {
         // Secrets are hidden in trees: a body shown as JSON without one
         // would show them.
-        let secret = self.options.decode.json && SECRET_APIS.contains(&key);
+        let json = self.options.decode.json || self.options.json_later;
+        let secret = json && SECRET_APIS.contains(&key);
         if TREE_APIS.contains(&key) || secret {
             &self.whole
         } else {
@@ -373,11 +381,13 @@ impl Analyzer {
             records: RecordsMode::Raw,
             skim: false,
             json: false,
+            header_only: false,
             ..options.decode
         };
         let whole = DecodeOptions {
             skim: false,
             json: false,
+            header_only: false,
             ..options.decode
         };
         Analyzer {
@@ -1903,6 +1913,9 @@ impl Conn {
         }
         self.note_seen(decoded.api_key, decoded.api_version);
         let mut no_response = false;
+        if decoded.api_key == schema::PRODUCE_KEY && shared.options.decode.header_only {
+            no_response = produce_acks(&decoded.body_bytes, decoded.api_version) == Some(0);
+        }
         if let Some(body) = &decoded.body {
             match decoded.api_key {
                 schema::PRODUCE_KEY => no_response = body.int("acks") == Some(0),
@@ -2411,6 +2424,61 @@ fn decoded_message(
     });
     decode(&mut message.frame);
     message
+}
+
+/// A Produce request's `acks`, read from its undecoded body: only the
+/// field before it, the transactional id, is stepped over.
+fn produce_acks(body: &Bytes, version: i16) -> Option<i16> {
+    let spec = &schema::api(schema::PRODUCE_KEY)?.request;
+    let mut reader = Reader::new(body.clone());
+    let transactional_id = spec.body.fields.first()?;
+    if transactional_id.in_body(version, spec.flexible.contains(version)) {
+        // A nullable string: -1 (compact: 0) is null.
+        let len = if spec.flexible.contains(version) {
+            usize::try_from(reader.unsigned_varint().ok()?)
+                .ok()?
+                .saturating_sub(1)
+        } else {
+            usize::try_from(reader.i16().ok()?.max(0)).ok()?
+        };
+        reader.skip(len).ok()?;
+    }
+    reader.i16().ok()
+}
+
+/// Decodes into JSON the messages of an exchange that a session with
+/// [`AnalyzerOptions::json_later`] only skimmed, exactly as a session
+/// decoding with `options` (which skims into JSON) would have decoded
+/// them, from the same frame bytes, and gathers the exchange's summary
+/// again from them. Messages the session decoded whole (the APIs whose
+/// trees it reads, and those with secrets) and frames of no known API are
+/// left as they are. This is the part of `kwire read --json` that can run
+/// on other threads than the reading one.
+pub fn decode_for_json(exchange: &mut Exchange, options: &DecodeOptions) {
+    let mut decoded = false;
+    for message in [&mut exchange.request, &mut exchange.response]
+        .into_iter()
+        .flatten()
+    {
+        let frame = &mut message.frame;
+        let key = frame.api_key;
+        if TREE_APIS.contains(&key) || SECRET_APIS.contains(&key) || schema::api(key).is_none() {
+            continue;
+        }
+        let raw = frame.raw.clone();
+        match frame.direction {
+            Direction::Request => frame::decode_request_into(frame, raw, options),
+            Direction::Response => {
+                let version = frame.api_version;
+                frame::decode_response_into(frame, raw, key, version, options);
+            }
+        }
+        decoded = true;
+    }
+    if decoded {
+        exchange.summary = None;
+        exchange.settle_summary();
+    }
 }
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
@@ -3794,13 +3862,28 @@ mod tests {
             // show) the exchange's JSON.
             type Read = (u64, i16, String, Option<String>, Option<String>);
             let mut seen: Vec<Vec<Read>> = Vec::new();
-            for (skim, json) in [(false, false), (true, false), (true, true)] {
+            // And skimmed for lines with the JSON made afterwards, as
+            // `kwire read --json` does on worker threads.
+            let later = DecodeOptions {
+                skim: true,
+                json: true,
+                ..DecodeOptions::default()
+            };
+            for (skim, json, json_later) in [
+                (false, false, false),
+                (true, false, false),
+                (true, true, false),
+                (true, false, true),
+            ] {
                 let mut options = AnalyzerOptions {
                     max_frame: 1 << 16,
+                    json_later,
                     ..AnalyzerOptions::default()
                 };
                 options.decode.skim = skim;
                 options.decode.json = json;
+                // As `kwire read --json` on worker threads: headers only.
+                options.decode.header_only = json_later;
                 let mut analyzer = Analyzer::new(options);
                 let mut out = Vec::new();
                 for segment in wire.segments.clone() {
@@ -3808,12 +3891,16 @@ mod tests {
                 }
                 analyzer.finish(&mut out);
                 assert_eq!(analyzer.shared.buffered, 0, "round {round}");
+                if json_later {
+                    out.iter_mut()
+                        .for_each(|exchange| decode_for_json(exchange, &later));
+                }
                 let read: Vec<_> = out
                     .iter()
                     .map(|exchange| {
                         let summary = exchange.summary();
                         // A skimmed body without JSON keeps no tree to show.
-                        let shown = (skim == json).then(|| {
+                        let shown = (skim == (json || json_later)).then(|| {
                             let mut w = JsonWriter::in_memory();
                             crate::display::write_exchange_json(&mut w, exchange, &summary, 0);
                             String::from_utf8_lossy(&w.into_bytes()).into_owned()
@@ -3840,6 +3927,7 @@ mod tests {
                 "round {round}: skimmed and decoded differ"
             );
             assert_eq!(seen[0], seen[2], "round {round}: JSON differs");
+            assert_eq!(seen[2], seen[3], "round {round}: JSON made later differs");
         }
         // Pure noise, both directions.
         for round in 0..100 {

@@ -133,6 +133,7 @@ fn options() -> DecodeOptions {
         },
         skim: false,
         json: false,
+        header_only: false,
     }
 }
 

@@ -420,3 +420,40 @@ fn a_record_batch_with_a_bad_crc_is_flagged_and_counted() {
     .expect("JSON");
     assert_eq!(clean["bad_crc_batches"], 0);
 }
+
+#[test]
+fn json_from_worker_threads_is_what_one_thread_writes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let written = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let (one_out, many_out) = (written("one.pcap"), written("many.pcap"));
+    let mut lines = 0;
+    for capture in captures() {
+        let path = capture.to_str().expect("utf-8 path");
+        for filter in [
+            "",
+            "api=Produce or api=Fetch or api=Metadata",
+            "error!=NONE",
+        ] {
+            let run = |threads: &str, out: &str| {
+                let mut args = vec!["read", "--json", "--threads", threads, "--write", out];
+                // Batches of one exchange: many in flight, done out of order.
+                args.extend(["--json-batch", "1", path]);
+                if !filter.is_empty() {
+                    args.extend(["--filter", filter]);
+                }
+                stdout_of(&args)
+            };
+            let one = run("1", &one_out);
+            let many = run("3", &many_out);
+            assert_eq!(one, many, "{path} [{filter}]: --json differs on threads");
+            let (one_pcap, many_pcap) = (std::fs::read(&one_out), std::fs::read(&many_out));
+            assert_eq!(
+                one_pcap.expect("written"),
+                many_pcap.expect("written"),
+                "{path} [{filter}]: --write differs on threads"
+            );
+            lines += one.lines().count();
+        }
+    }
+    assert!(lines >= 1000, "only {lines} lines compared");
+}

@@ -2,6 +2,7 @@
 
 mod conform;
 mod decode;
+mod json_workers;
 mod live;
 mod read;
 mod tui;
@@ -65,6 +66,7 @@ impl DecodeFlags {
             },
             skim: false,
             json: false,
+            header_only: false,
         }
     }
 

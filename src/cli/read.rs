@@ -27,6 +27,8 @@ use kwire::json::JsonWriter;
 use kwire::session::read_capture_with;
 use kwire::stats::{write_duration, write_quoted_if_needed, Stats};
 
+use super::json_workers::{JsonWorkers, Work, BATCH_EXCHANGES};
+
 #[derive(clap::Args)]
 pub struct Args {
     /// The capture file, pcap or pcapng; `-` reads stdin.
@@ -58,7 +60,20 @@ pub struct Args {
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Threads that decode bodies into --json output, beside the one
+    /// reading the capture (default: the cores available, at most 4). With
+    /// 1, or when stdout is a terminal, the reading thread does it all;
+    /// the output is the same either way.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Exchanges in a batch for the --json worker threads; small batches
+    /// let the tests put many out of order.
+    #[arg(long, hide = true, default_value_t = BATCH_EXCHANGES)]
+    json_batch: usize,
 }
+
+/// Most --json worker threads started by default.
+const DEFAULT_MAX_THREADS: usize = 4;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let filter = match &args.filter {
@@ -107,6 +122,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // A terminal sees each line as it comes; a pipe gets full buffers.
     let interactive = std::io::stdout().is_terminal();
+    // NDJSON for a pipe is decoded on worker threads: the session then
+    // skims bodies as for lines, and the workers decode them as it would
+    // have.
+    let threads = args.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_THREADS))
+    });
+    let json_decode = options.decode;
+    let on_workers = options.decode.json && !interactive && threads > 1;
+    if on_workers {
+        options.json_later = true;
+        options.decode.json = false;
+        options.decode.header_only = true;
+    }
     let mut stdout = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, unbuffered_stdout());
     // NDJSON goes through the JSON writer's own buffer, straight to the
     // descriptor (only --json without --stats writes there).
@@ -114,60 +142,80 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut json = JsonWriter::to_stream(&mut *json_stdout);
     let mut stats = Stats::new();
     let mut kept = args.write.as_ref().map(|_| KeptPackets::default());
+    let mut keep = |exchange: &Exchange| {
+        if let Some(kept) = kept.as_mut() {
+            kept.add(exchange);
+        }
+    };
     // One line's text, reused for every line.
     let mut line = String::new();
     let mut addresses = AddrCache::new();
-    let mut on_exchange = |exchange: Exchange, first_ns: i64| -> std::io::Result<()> {
-        let summary = exchange.summary();
-        if !filter.matches_with(&exchange, Some(&summary)) {
-            return Ok(());
-        }
-        if let Some(kept) = kept.as_mut() {
-            kept.add(&exchange);
-        }
-        if args.stats {
-            stats.add_with(&exchange, &summary);
-            return Ok(());
-        }
-        if args.json {
-            // The writer's errors are io::Errors, so main sees a broken
-            // pipe as one.
-            write_exchange_json(&mut json, &exchange, &summary, first_ns);
-            json.end_line()?;
-            if interactive {
-                json.flush()?;
-            }
-        } else {
-            line.clear();
-            write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
-            line.push('\n');
-            stdout.write_all(line.as_bytes())?;
-            if interactive {
-                stdout.flush()?;
-            }
-        }
-        Ok(())
+    let work = Work {
+        decode: &json_decode,
+        filter: &filter,
+        keep_exchanges: args.write.is_some(),
     };
-    let mut failed = None;
-    let report = read_capture_with(
-        &args.file,
-        options,
-        |read| {
-            if let Some(progress) = progress.as_mut() {
-                // A classic pcap file holds a 24-byte header and 16 bytes
-                // before each packet; pcapng a little more, which the bar
-                // can ignore.
-                progress.update(read.packets, 24 + read.bytes + 16 * read.packets);
+    let (report, failed) = std::thread::scope(|scope| {
+        let mut workers =
+            on_workers.then(|| JsonWorkers::start(scope, threads, args.json_batch, work));
+        let mut on_exchange = |exchange: Exchange, first_ns: i64| -> std::io::Result<()> {
+            if let Some(workers) = workers.as_mut() {
+                return workers.push(exchange, first_ns, &mut json, &mut keep);
             }
-        },
-        |exchange, read| match on_exchange(exchange, read.first_ts_ns.unwrap_or(0)) {
-            Ok(()) => ControlFlow::Continue(()),
-            Err(error) => {
-                failed = Some(error);
-                ControlFlow::Break(())
+            let summary = exchange.summary();
+            if !filter.matches_with(&exchange, Some(&summary)) {
+                return Ok(());
             }
-        },
-    )?;
+            keep(&exchange);
+            if args.stats {
+                stats.add_with(&exchange, &summary);
+                return Ok(());
+            }
+            if args.json {
+                // The writer's errors are io::Errors, so main sees a broken
+                // pipe as one.
+                write_exchange_json(&mut json, &exchange, &summary, first_ns);
+                json.end_line()?;
+                if interactive {
+                    json.flush()?;
+                }
+            } else {
+                line.clear();
+                write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
+                line.push('\n');
+                stdout.write_all(line.as_bytes())?;
+                if interactive {
+                    stdout.flush()?;
+                }
+            }
+            Ok(())
+        };
+        let mut failed = None;
+        let report = read_capture_with(
+            &args.file,
+            options,
+            |read| {
+                if let Some(progress) = progress.as_mut() {
+                    // A classic pcap file holds a 24-byte header and 16
+                    // bytes before each packet; pcapng a little more, which
+                    // the bar can ignore.
+                    progress.update(read.packets, 24 + read.bytes + 16 * read.packets);
+                }
+            },
+            |exchange, read| match on_exchange(exchange, read.first_ts_ns.unwrap_or(0)) {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(error) => {
+                    failed = Some(error);
+                    ControlFlow::Break(())
+                }
+            },
+        );
+        if let (Some(workers), None) = (workers.take(), &failed) {
+            failed = workers.finish(&mut json, &mut keep).err();
+        }
+        (report, failed)
+    });
+    let report = report?;
     if let Some(progress) = progress.as_mut() {
         progress.finish();
     }

@@ -46,6 +46,10 @@ pub struct DecodeOptions {
     /// (`DecodedMessage::json`), the text `Struct::write_json` would give
     /// the whole tree, so that showing it builds no tree.
     pub json: bool,
+    /// Decode the header only and leave the body, undecoded, in
+    /// `DecodedFrame::body_bytes`, for a later decode elsewhere (see
+    /// `session::decode_for_json`).
+    pub header_only: bool,
 }
 
 /// The top-level numbers a skimmed body keeps: those the Kafka layer
@@ -59,6 +63,7 @@ impl Default for DecodeOptions {
             limits: Limits::default(),
             skim: false,
             json: false,
+            header_only: false,
         }
     }
 }

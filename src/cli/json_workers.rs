@@ -1,0 +1,250 @@
+//! `kwire read --json` on several threads.
+//!
+//! Turning bodies into JSON is most of what `--json` costs, and each
+//! exchange's text depends on that exchange alone. So the reading thread
+//! runs the session as for lines (bodies only skimmed, see
+//! `AnalyzerOptions::json_later`) and hands the exchanges, in batches, to
+//! worker threads. A worker decodes each body into JSON
+//! (`session::decode_for_json`), applies the filter and writes the NDJSON
+//! lines; the reading thread writes the batches' text out in capture
+//! order. The output is byte for byte what one thread writes.
+//!
+//! At most a few batches are in flight: the reading thread waits for the
+//! oldest before it sends another, so memory stays bounded however large
+//! the capture.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::Scope;
+
+use kwire::codec::DecodeOptions;
+use kwire::display::write_exchange_json;
+use kwire::exchange::Exchange;
+use kwire::filter::Filter;
+use kwire::json::JsonWriter;
+use kwire::session::decode_for_json;
+
+/// A batch is sent once it holds this many exchanges (by default) ...
+pub const BATCH_EXCHANGES: usize = 64;
+/// ... or this many bytes of frames.
+const BATCH_BYTES: usize = 1 << 20;
+/// Text buffers larger than this (made for a batch with a huge body) are
+/// freed rather than kept for the next batches.
+const SPARE_MAX: usize = 8 << 20;
+/// Batches in flight per worker.
+const IN_FLIGHT_PER_WORKER: usize = 3;
+
+/// Exchanges to turn into NDJSON, each with the capture's first
+/// timestamp, which times are shown relative to.
+#[derive(Default)]
+struct Batch {
+    number: u64,
+    exchanges: Vec<(Exchange, i64)>,
+    bytes: usize,
+}
+
+/// A batch's NDJSON text, and the exchanges the filter kept when their
+/// packets are wanted (`--write`).
+struct Done {
+    number: u64,
+    text: Vec<u8>,
+    kept: Vec<Exchange>,
+}
+
+/// What a worker needs besides its batches.
+#[derive(Clone, Copy)]
+pub struct Work<'a> {
+    /// How bodies are decoded into JSON.
+    pub decode: &'a DecodeOptions,
+    pub filter: &'a Filter,
+    /// Hand back the exchanges the filter keeps.
+    pub keep_exchanges: bool,
+}
+
+/// The reading thread's end of the workers.
+pub struct JsonWorkers {
+    jobs: Option<SyncSender<Batch>>,
+    results: Receiver<Done>,
+    /// Text buffers written out, for the workers to fill again: large
+    /// buffers made afresh for every batch cost more in page faults than
+    /// the text in them.
+    spare: Sender<Vec<u8>>,
+    batch: Batch,
+    /// Exchanges that fill a batch.
+    batch_exchanges: usize,
+    /// Batches sent and not yet written.
+    in_flight: usize,
+    max_in_flight: usize,
+    /// Batches finished out of order, waiting for an older one.
+    waiting: BTreeMap<u64, Done>,
+    next_to_write: u64,
+}
+
+impl JsonWorkers {
+    /// Starts `threads` workers in `scope`, to be sent batches of
+    /// `batch_exchanges` exchanges.
+    pub fn start<'scope, 'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        threads: usize,
+        batch_exchanges: usize,
+        work: Work<'env>,
+    ) -> JsonWorkers {
+        let max_in_flight = IN_FLIGHT_PER_WORKER * threads;
+        let (jobs, inbox) = mpsc::sync_channel::<Batch>(max_in_flight);
+        let (done, results) = mpsc::channel();
+        let (spare, spares) = mpsc::channel();
+        let inbox = Arc::new(Mutex::new(inbox));
+        let spares = Arc::new(Mutex::new(spares));
+        for _ in 0..threads {
+            let (inbox, spares, done) = (Arc::clone(&inbox), Arc::clone(&spares), done.clone());
+            scope.spawn(move || {
+                // Each lock is held only to take one item.
+                let next = || inbox.lock().ok()?.recv().ok();
+                let buffer = || spares.lock().ok()?.try_recv().ok();
+                while let Some(batch) = next() {
+                    let text = buffer().unwrap_or_default();
+                    if done.send(write_batch(batch, text, work)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        JsonWorkers {
+            jobs: Some(jobs),
+            results,
+            spare,
+            batch: Batch::default(),
+            batch_exchanges: batch_exchanges.max(1),
+            in_flight: 0,
+            max_in_flight,
+            waiting: BTreeMap::new(),
+            next_to_write: 0,
+        }
+    }
+
+    /// Adds an exchange; text of earlier ones that is ready is written to
+    /// `out`, and the exchanges kept for `--write` passed to `keep`.
+    pub fn push(
+        &mut self,
+        exchange: Exchange,
+        first_ns: i64,
+        out: &mut JsonWriter<'_>,
+        keep: &mut dyn FnMut(&Exchange),
+    ) -> io::Result<()> {
+        self.batch.bytes += [&exchange.request, &exchange.response]
+            .into_iter()
+            .flatten()
+            .map(|message| message.frame.size)
+            .sum::<usize>();
+        self.batch.exchanges.push((exchange, first_ns));
+        if self.batch.exchanges.len() >= self.batch_exchanges || self.batch.bytes >= BATCH_BYTES {
+            self.send(out, keep)?;
+        }
+        // Whatever is ready meanwhile.
+        while let Ok(done) = self.results.try_recv() {
+            self.write_in_order(done, out, keep)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the last batch, and writes everything still to come.
+    pub fn finish(
+        mut self,
+        out: &mut JsonWriter<'_>,
+        keep: &mut dyn FnMut(&Exchange),
+    ) -> io::Result<()> {
+        if !self.batch.exchanges.is_empty() {
+            self.send(out, keep)?;
+        }
+        // Workers stop once the batches are gone.
+        self.jobs = None;
+        while self.in_flight > 0 {
+            let Ok(done) = self.results.recv() else {
+                return Err(io::Error::other("a --json worker thread stopped"));
+            };
+            self.write_in_order(done, out, keep)?;
+        }
+        Ok(())
+    }
+
+    fn send(
+        &mut self,
+        out: &mut JsonWriter<'_>,
+        keep: &mut dyn FnMut(&Exchange),
+    ) -> io::Result<()> {
+        // Wait for the oldest batches while too many are out.
+        while self.in_flight >= self.max_in_flight {
+            let Ok(done) = self.results.recv() else {
+                return Err(io::Error::other("a --json worker thread stopped"));
+            };
+            self.write_in_order(done, out, keep)?;
+        }
+        let number = self.batch.number;
+        let batch = std::mem::replace(
+            &mut self.batch,
+            Batch {
+                number: number + 1,
+                ..Batch::default()
+            },
+        );
+        let sent = self
+            .jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(batch).is_ok());
+        if !sent {
+            return Err(io::Error::other("the --json worker threads stopped"));
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    fn write_in_order(
+        &mut self,
+        done: Done,
+        out: &mut JsonWriter<'_>,
+        keep: &mut dyn FnMut(&Exchange),
+    ) -> io::Result<()> {
+        self.waiting.insert(done.number, done);
+        while let Some(done) = self.waiting.remove(&self.next_to_write) {
+            self.next_to_write += 1;
+            self.in_flight -= 1;
+            done.kept.iter().for_each(&mut *keep);
+            out.lines(&done.text)?;
+            let mut text = done.text;
+            if text.capacity() <= SPARE_MAX {
+                text.clear();
+                // Workers that have stopped need no buffers.
+                let _ = self.spare.send(text);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A worker's job: the batch's exchanges the filter keeps, as NDJSON,
+/// written into `text`.
+fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
+    let mut json = JsonWriter::in_buffer(text);
+    let mut kept = Vec::new();
+    for (mut exchange, first_ns) in batch.exchanges {
+        decode_for_json(&mut exchange, work.decode);
+        let summary = exchange.summary();
+        if !work.filter.matches_with(&exchange, Some(&summary)) {
+            continue;
+        }
+        write_exchange_json(&mut json, &exchange, &summary, first_ns);
+        // In memory, ending a line cannot fail.
+        let _ = json.end_line();
+        drop(summary);
+        if work.keep_exchanges {
+            kept.push(exchange);
+        }
+    }
+    Done {
+        number: batch.number,
+        text: json.into_bytes(),
+        kept,
+    }
+}
