@@ -102,6 +102,10 @@ pub struct DecodedFrame {
     /// `DecodeOptions::json`: what `body.write_json` would have written,
     /// had the tree been built.
     pub body_json: Option<Vec<u8>>,
+    /// The session decoded this frame for lines only, its body perhaps not
+    /// at all (`AnalyzerOptions::json_later`): `session::decode_for_json`
+    /// decodes it again, into JSON.
+    pub json_later: bool,
 }
 
 impl DecodedFrame {
@@ -281,6 +285,7 @@ fn decode_frame(
         violations: Vec::new(),
         summary: None,
         body_json: None,
+        json_later: false,
     };
     let decoded = out;
     let mut errors: Vec<DecodeError> = Vec::new();

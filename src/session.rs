@@ -60,7 +60,7 @@ use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEv
 use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
 use crate::schema::{self, SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY};
 use crate::value::{Struct, Value};
-use crate::wire::{Reader, WireErrorKind};
+use crate::wire::WireErrorKind;
 
 /// Requests waiting for a response, per connection. Kafka clients keep a
 /// handful in flight (`max.in.flight.requests.per.connection`, 5 by
@@ -340,6 +340,10 @@ struct Shared {
     /// Kafka layer reads itself (see `TREE_APIS`) when the others are
     /// skimmed.
     whole: DecodeOptions,
+    /// `options.decode` reading bodies even when it reads only headers
+    /// (but not their records), for Produce, whose `acks` the Kafka layer
+    /// reads.
+    acks: DecodeOptions,
     losses: LossCounters,
     next_id: u64,
     /// Bytes buffered across all directions.
@@ -350,16 +354,19 @@ struct Shared {
 }
 
 impl Shared {
-    /// How a frame of API `key` is decoded.
-    fn decode_options(&self, key: i16) -> &DecodeOptions {
+    /// How a frame of API `key` is decoded, and whether it is to be
+    /// decoded again for JSON (`AnalyzerOptions::json_later`).
+    fn decode_options(&self, key: i16) -> (&DecodeOptions, bool) {
         // Secrets are hidden in trees: a body shown as JSON without one
         // would show them.
         let json = self.options.decode.json || self.options.json_later;
         let secret = json && SECRET_APIS.contains(&key);
         if TREE_APIS.contains(&key) || secret {
-            &self.whole
+            (&self.whole, false)
+        } else if key == schema::PRODUCE_KEY {
+            (&self.acks, self.options.json_later)
         } else {
-            &self.options.decode
+            (&self.options.decode, self.options.json_later)
         }
     }
 
@@ -390,12 +397,22 @@ impl Analyzer {
             header_only: false,
             ..options.decode
         };
+        let acks = if options.decode.header_only {
+            DecodeOptions {
+                header_only: false,
+                records: RecordsMode::Raw,
+                ..options.decode
+            }
+        } else {
+            options.decode
+        };
         Analyzer {
             reassembler: Reassembler::new(options.limits),
             shared: Shared {
                 options,
                 probe,
                 whole,
+                acks,
                 losses: LossCounters::default(),
                 next_id: 0,
                 buffered: 0,
@@ -1886,9 +1903,10 @@ impl Conn {
             self.end_raw_sasl(out);
         }
         let key = read_i16(&cut.bytes, LENGTH_PREFIX).unwrap_or(-1);
-        let options = shared.decode_options(key);
+        let (options, json_later) = shared.decode_options(key);
         let mut message = decoded_message(cut.ts_ns, missing, |frame| {
-            frame::decode_request_into(frame, cut.bytes, options)
+            frame::decode_request_into(frame, cut.bytes, options);
+            frame.json_later = json_later;
         });
         let decoded = &message.frame;
         if decoded.error.is_some() && missing == 0 {
@@ -1913,9 +1931,6 @@ impl Conn {
         }
         self.note_seen(decoded.api_key, decoded.api_version);
         let mut no_response = false;
-        if decoded.api_key == schema::PRODUCE_KEY && shared.options.decode.header_only {
-            no_response = produce_acks(&decoded.body_bytes, decoded.api_version) == Some(0);
-        }
         if let Some(body) = &decoded.body {
             match decoded.api_key {
                 schema::PRODUCE_KEY => no_response = body.int("acks") == Some(0),
@@ -2008,7 +2023,7 @@ impl Conn {
         let Some(mut exchange) = self.outstanding.remove(position) else {
             return;
         };
-        let options = shared.decode_options(exchange.api_key);
+        let (options, json_later) = shared.decode_options(exchange.api_key);
         let mut message = decoded_message(cut.ts_ns, missing, |frame| {
             frame::decode_response_into(
                 frame,
@@ -2016,7 +2031,8 @@ impl Conn {
                 exchange.api_key,
                 exchange.api_version,
                 options,
-            )
+            );
+            frame.json_later = json_later;
         });
         let decoded = &message.frame;
         if decoded.error.is_some() && missing == 0 {
@@ -2069,13 +2085,11 @@ impl Conn {
             shared.losses.undecodable_frames += 1;
         }
         let mut message = decoded_message(cut.ts_ns, missing, |frame| match inferred {
-            Some((key, version)) => frame::decode_response_into(
-                frame,
-                cut.bytes,
-                key,
-                version,
-                shared.decode_options(key),
-            ),
+            Some((key, version)) => {
+                let (options, json_later) = shared.decode_options(key);
+                frame::decode_response_into(frame, cut.bytes, key, version, options);
+                frame.json_later = json_later;
+            }
             None => {
                 // Header only: the correlation id and the size. The API
                 // is not known, which is no fault of the frame's.
@@ -2233,6 +2247,7 @@ impl Conn {
             trailing: Bytes::new(),
             summary: None,
             body_json: None,
+            json_later: false,
         };
         let message_at = Box::new(Message {
             ts_ns: cut.ts_ns,
@@ -2426,34 +2441,14 @@ fn decoded_message(
     message
 }
 
-/// A Produce request's `acks`, read from its undecoded body: only the
-/// field before it, the transactional id, is stepped over.
-fn produce_acks(body: &Bytes, version: i16) -> Option<i16> {
-    let spec = &schema::api(schema::PRODUCE_KEY)?.request;
-    let mut reader = Reader::new(body.clone());
-    let transactional_id = spec.body.fields.first()?;
-    if transactional_id.in_body(version, spec.flexible.contains(version)) {
-        // A nullable string: -1 (compact: 0) is null.
-        let len = if spec.flexible.contains(version) {
-            usize::try_from(reader.unsigned_varint().ok()?)
-                .ok()?
-                .saturating_sub(1)
-        } else {
-            usize::try_from(reader.i16().ok()?.max(0)).ok()?
-        };
-        reader.skip(len).ok()?;
-    }
-    reader.i16().ok()
-}
-
 /// Decodes into JSON the messages of an exchange that a session with
-/// [`AnalyzerOptions::json_later`] only skimmed, exactly as a session
-/// decoding with `options` (which skims into JSON) would have decoded
-/// them, from the same frame bytes, and gathers the exchange's summary
-/// again from them. Messages the session decoded whole (the APIs whose
-/// trees it reads, and those with secrets) and frames of no known API are
-/// left as they are. This is the part of `kwire read --json` that can run
-/// on other threads than the reading one.
+/// [`AnalyzerOptions::json_later`] decoded for lines only (most of them
+/// no further than the header), exactly as a session decoding with
+/// `options` (which skims into JSON) would have decoded them, from the
+/// same frame bytes, and gathers the exchange's summary again. Messages
+/// the session decoded whole (the APIs whose trees it reads, and those
+/// with secrets) are left as they are. This is the part of
+/// `kwire read --json` that can run on other threads than the reading one.
 pub fn decode_for_json(exchange: &mut Exchange, options: &DecodeOptions) {
     let mut decoded = false;
     for message in [&mut exchange.request, &mut exchange.response]
@@ -2461,15 +2456,14 @@ pub fn decode_for_json(exchange: &mut Exchange, options: &DecodeOptions) {
         .flatten()
     {
         let frame = &mut message.frame;
-        let key = frame.api_key;
-        if TREE_APIS.contains(&key) || SECRET_APIS.contains(&key) || schema::api(key).is_none() {
+        if !frame.json_later {
             continue;
         }
         let raw = frame.raw.clone();
         match frame.direction {
             Direction::Request => frame::decode_request_into(frame, raw, options),
             Direction::Response => {
-                let version = frame.api_version;
+                let (key, version) = (frame.api_key, frame.api_version);
                 frame::decode_response_into(frame, raw, key, version, options);
             }
         }
