@@ -23,6 +23,7 @@ use kwire::codec::DecodeOptions;
 use kwire::display::write_exchange_json;
 use kwire::exchange::Exchange;
 use kwire::filter::Filter;
+use kwire::frame::DecodedFrame;
 use kwire::json::JsonWriter;
 use kwire::session::decode_for_json;
 
@@ -45,12 +46,12 @@ struct Batch {
     bytes: usize,
 }
 
-/// A batch's NDJSON text, and the exchanges the filter kept when their
-/// packets are wanted (`--write`).
+/// A batch's NDJSON text, and its exchanges, each with whether the filter
+/// kept it, stripped of what the worker made for them (see [`strip`]).
 struct Done {
     number: u64,
     text: Vec<u8>,
-    kept: Vec<Exchange>,
+    exchanges: Vec<(Exchange, bool)>,
 }
 
 /// What a worker needs besides its batches.
@@ -59,8 +60,6 @@ pub struct Work<'a> {
     /// How bodies are decoded into JSON.
     pub decode: &'a DecodeOptions,
     pub filter: &'a Filter,
-    /// Hand back the exchanges the filter keeps.
-    pub keep_exchanges: bool,
 }
 
 /// The reading thread's end of the workers.
@@ -210,7 +209,11 @@ impl JsonWorkers {
         while let Some(done) = self.waiting.remove(&self.next_to_write) {
             self.next_to_write += 1;
             self.in_flight -= 1;
-            done.kept.iter().for_each(&mut *keep);
+            for (exchange, kept) in &done.exchanges {
+                if *kept {
+                    keep(exchange);
+                }
+            }
             out.lines(&done.text)?;
             let mut text = done.text;
             if text.capacity() <= SPARE_MAX {
@@ -227,24 +230,43 @@ impl JsonWorkers {
 /// written into `text`.
 fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
     let mut json = JsonWriter::in_buffer(text);
-    let mut kept = Vec::new();
+    let mut exchanges = Vec::with_capacity(batch.exchanges.len());
     for (mut exchange, first_ns) in batch.exchanges {
         decode_for_json(&mut exchange, work.decode);
         let summary = exchange.summary();
-        if !work.filter.matches_with(&exchange, Some(&summary)) {
-            continue;
+        let kept = work.filter.matches_with(&exchange, Some(&summary));
+        if kept {
+            write_exchange_json(&mut json, &exchange, &summary, first_ns);
+            // In memory, ending a line cannot fail.
+            let _ = json.end_line();
         }
-        write_exchange_json(&mut json, &exchange, &summary, first_ns);
-        // In memory, ending a line cannot fail.
-        let _ = json.end_line();
         drop(summary);
-        if work.keep_exchanges {
-            kept.push(exchange);
-        }
+        strip(&mut exchange);
+        exchanges.push((exchange, kept));
     }
     Done {
         number: batch.number,
         text: json.into_bytes(),
-        kept,
+        exchanges,
+    }
+}
+
+/// Frees what the worker made for an exchange (its frames decoded again,
+/// and its summary), and leaves the rest, which the reading thread made,
+/// for the reading thread to free: with the system allocator, memory
+/// freed by another thread than the one that took it contends for that
+/// thread's heap, and that cost more than the JSON saved.
+fn strip(exchange: &mut Exchange) {
+    exchange.summary = None;
+    for message in [&mut exchange.request, &mut exchange.response]
+        .into_iter()
+        .flatten()
+    {
+        // The frame's bytes go back with it.
+        let raw = std::mem::take(&mut message.frame.raw);
+        message.frame = DecodedFrame {
+            raw,
+            ..DecodedFrame::default()
+        };
     }
 }

@@ -153,7 +153,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let work = Work {
         decode: &json_decode,
         filter: &filter,
-        keep_exchanges: args.write.is_some(),
     };
     let (report, failed) = std::thread::scope(|scope| {
         let mut workers =
