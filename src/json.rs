@@ -747,29 +747,64 @@ pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     if n < 10 {
         // Below 10: the cast keeps it whole.
         out.push(b'0' + n as u8);
-    } else if n < E8 {
-        write_leading(out, n);
+        return;
+    }
+    // Room for the most digits and the eight-byte stores below, checked
+    // once rather than at each store.
+    out.reserve(24);
+    let mut digits = Digits { out };
+    if n < E8 {
+        digits.leading(n);
     } else if n < E8 * E8 {
         // Timestamps in milliseconds: thirteen digits.
-        write_leading(out, n / E8);
-        out.extend_from_slice(&eight_digits(n % E8).to_le_bytes());
+        digits.leading(n / E8);
+        digits.eight(n % E8);
     } else {
-        write_leading(out, n / (E8 * E8));
-        out.extend_from_slice(&eight_digits(n / E8 % E8).to_le_bytes());
-        out.extend_from_slice(&eight_digits(n % E8).to_le_bytes());
+        digits.leading(n / (E8 * E8));
+        digits.eight(n / E8 % E8);
+        digits.eight(n % E8);
     }
 }
 
-/// The digits of `0 < n < 10^8` without leading zeros: all eight are
-/// written and the zeros cut, which is cheaper than counting first.
-#[inline(always)]
-fn write_leading(out: &mut Vec<u8>, n: u64) {
-    let digits = eight_digits(n);
-    // Leading zeros are the low bytes; `n > 0` keeps a non-zero digit.
-    let zeros = (digits ^ ZERO_DIGITS).trailing_zeros() / 8;
-    let len = out.len();
-    out.extend_from_slice(&(digits >> (8 * zeros)).to_le_bytes());
-    out.truncate(len + 8 - zeros as usize);
+/// Writes digits, eight bytes at a time, into room already reserved: at
+/// most 24 bytes, all written by `write_uint` after one `reserve(24)`.
+struct Digits<'a> {
+    out: &'a mut Vec<u8>,
+}
+
+impl Digits<'_> {
+    /// Stores eight bytes after the vector's contents and keeps `keep`
+    /// of them (the rest are spare room, overwritten later).
+    #[inline(always)]
+    fn store(&mut self, word: u64, keep: usize) {
+        let len = self.out.len();
+        debug_assert!(self.out.capacity() - len >= 8 && keep <= 8);
+        // SAFETY: `write_uint` reserved 24 bytes and stores at most
+        // 8 + 8 + 8 bytes, each store kept at most 8 bytes long, so the
+        // eight bytes at `len` are within the allocation; the kept ones
+        // are initialised by this store.
+        unsafe {
+            let at = self.out.as_mut_ptr().add(len);
+            std::ptr::write_unaligned(at.cast::<[u8; 8]>(), word.to_le_bytes());
+            self.out.set_len(len + keep);
+        }
+    }
+
+    /// The digits of `0 < n < 10^8` without leading zeros: all eight are
+    /// stored and the zeros cut, which is cheaper than counting first.
+    #[inline(always)]
+    fn leading(&mut self, n: u64) {
+        let digits = eight_digits(n);
+        // Leading zeros are the low bytes; `n > 0` keeps a non-zero digit.
+        let zeros = (digits ^ ZERO_DIGITS).trailing_zeros() / 8;
+        self.store(digits >> (8 * zeros), 8 - zeros as usize);
+    }
+
+    /// All eight digits of `n < 10^8`.
+    #[inline(always)]
+    fn eight(&mut self, n: u64) {
+        self.store(eight_digits(n), 8);
+    }
 }
 
 /// The decimal digits of `n`, right-aligned in twenty bytes with zeros
