@@ -430,7 +430,7 @@ fn write_sizes<S: JsonSink>(w: &mut S, exchange: &Exchange) {
 fn write_summary<S: JsonSink>(w: &mut S, summary: &Summary) {
     w.begin_object();
     w.known_key(key!("line"));
-    w.str(&summary.line());
+    w.built_str(&mut |line| summary.write_line(line));
     w.known_key(key!("topics"));
     w.begin_object();
     for (topic, partitions) in &summary.topics {

@@ -50,6 +50,13 @@ pub trait JsonSink {
     fn hex(&mut self, bytes: &[u8]);
     /// What `value`'s `Display` writes, as a string.
     fn display(&mut self, value: &dyn Display);
+    /// The string `write` appends to the empty one it is given (which a
+    /// sink may reuse from one call to the next).
+    fn built_str(&mut self, write: &mut dyn FnMut(&mut String)) {
+        let mut text = String::new();
+        write(&mut text);
+        self.str(&text);
+    }
     /// Anything `Serialize`, as `serde_json` writes it.
     fn serde<T: Serialize + ?Sized>(&mut self, value: &T);
     /// A whole value already written as JSON text by a [`JsonWriter`].
@@ -139,7 +146,7 @@ pub struct JsonWriter<'a> {
     comma: bool,
     sink: Option<&'a mut dyn io::Write>,
     error: Option<io::Error>,
-    /// Reused for `display`.
+    /// Reused for `display` and `built_str`.
     scratch: String,
 }
 
@@ -368,9 +375,15 @@ impl JsonSink for JsonWriter<'_> {
     }
 
     fn display(&mut self, value: &dyn Display) {
+        self.built_str(&mut |text| {
+            let _ = write!(text, "{value}");
+        });
+    }
+
+    fn built_str(&mut self, write: &mut dyn FnMut(&mut String)) {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
-        let _ = write!(scratch, "{value}");
+        write(&mut scratch);
         self.str(&scratch);
         self.scratch = scratch;
     }
@@ -546,6 +559,8 @@ impl JsonSink for Discard {
     fn hex(&mut self, _: &[u8]) {}
     #[inline(always)]
     fn display(&mut self, _: &dyn Display) {}
+    #[inline(always)]
+    fn built_str(&mut self, _: &mut dyn FnMut(&mut String)) {}
     #[inline(always)]
     fn serde<T: Serialize + ?Sized>(&mut self, _: &T) {}
     #[inline(always)]

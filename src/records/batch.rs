@@ -148,6 +148,7 @@ fn decode_records(data: &[u8], b: &mut Batch, index: usize, origin: usize, place
         base_offset: b.base_offset,
         base_timestamp: b.base_timestamp,
         control: b.is_control(),
+        most_headers: c.remaining() / MIN_HEADER,
     };
     let mut failed = 0usize;
     let mut i = 0usize;
@@ -208,6 +209,8 @@ struct RecordsCtx {
     base_offset: i64,
     base_timestamp: i64,
     control: bool,
+    /// The most headers the records' bytes can hold.
+    most_headers: usize,
 }
 
 /// One record, pushed onto `b.records` (its headers onto `b.headers`). An
@@ -274,8 +277,18 @@ fn record_body(r: &mut Cursor<'_>, ctx: &RecordsCtx, b: &mut Batch) -> Result<Re
     };
     let first_header = u32::try_from(b.headers.len()).unwrap_or(u32::MAX);
     if count > 0 {
-        b.headers
-            .reserve(count.min(r.remaining() / MIN_HEADER).min(MAX_RESERVE));
+        // Records mostly carry as many headers as the first one that has
+        // any: room for the whole batch's then, rather than regrowing
+        // record by record (never more than the bytes can hold).
+        let expected = if b.headers.is_empty() {
+            count.saturating_mul(b.records.capacity().max(1))
+        } else {
+            count
+        };
+        let room = expected
+            .min(ctx.most_headers.saturating_sub(b.headers.len()))
+            .min(MAX_RESERVE);
+        b.headers.reserve(room);
         for _ in 0..count {
             let key_at = r.pos();
             let Some(key) = r.varint_bytes("header key")? else {
