@@ -313,7 +313,7 @@ impl JsonSink for JsonWriter<'_> {
     #[inline(always)]
     fn known_key(&mut self, key: Key) {
         self.separate();
-        self.buf.extend_from_slice(key.text.as_bytes());
+        append(&mut self.buf, key.text.as_bytes());
         self.comma = false;
     }
 
@@ -693,8 +693,49 @@ pub fn write_plain(out: &mut Vec<u8>, text: &[u8]) {
     debug_assert!(is_plain(text));
     out.reserve(text.len() + 2);
     out.push(b'"');
-    out.extend_from_slice(text);
+    append(out, text);
     out.push(b'"');
+}
+
+/// Appends `text` to `out`. Texts of 4 to 32 bytes, most keys, names and
+/// short values, are copied as two overlapping moves of a fixed size
+/// instead of by a call to `memcpy`, whose call costs more than the copy.
+#[inline(always)]
+fn append(out: &mut Vec<u8>, text: &[u8]) {
+    /// Copies the first and the last `N` bytes of `text` (`N <= len <=
+    /// 2N`), which together are all of it, to `to`.
+    ///
+    /// # Safety
+    /// `to` must be valid for `text.len()` bytes of writes.
+    #[inline(always)]
+    unsafe fn two_moves<const N: usize>(text: &[u8], to: *mut u8) {
+        let len = text.len();
+        let from = text.as_ptr();
+        let head = std::ptr::read_unaligned(from.cast::<[u8; N]>());
+        let tail = std::ptr::read_unaligned(from.add(len - N).cast::<[u8; N]>());
+        std::ptr::write_unaligned(to.cast::<[u8; N]>(), head);
+        std::ptr::write_unaligned(to.add(len - N).cast::<[u8; N]>(), tail);
+    }
+    let len = text.len();
+    if !(4..=32).contains(&len) {
+        out.extend_from_slice(text);
+        return;
+    }
+    out.reserve(len);
+    let at = out.len();
+    // SAFETY: `len` bytes were reserved after the contents; each move
+    // reads within `text` (N <= len) and writes within the `len` bytes
+    // reserved (its last byte at `len - 1`), and together they write all
+    // `len` bytes before the length is set.
+    unsafe {
+        let to = out.as_mut_ptr().add(at);
+        match len {
+            4..=8 => two_moves::<4>(text, to),
+            9..=16 => two_moves::<8>(text, to),
+            _ => two_moves::<16>(text, to),
+        }
+        out.set_len(at + len);
+    }
 }
 
 /// `text` as a quoted JSON string, escaped as `serde_json` escapes:
@@ -707,7 +748,7 @@ pub fn write_string(out: &mut Vec<u8>, text: &[u8]) {
     if any_escape(text) {
         write_escaped(out, text);
     } else {
-        out.extend_from_slice(text);
+        append(out, text);
     }
     out.push(b'"');
 }
@@ -938,6 +979,21 @@ mod tests {
                 serde_json::to_string(&case).expect("json"),
                 "{case:?}"
             );
+        }
+    }
+
+    #[test]
+    fn appending_copies_every_length_exactly() {
+        let text: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        for len in 0..=text.len() {
+            for before in [0, 1, 7] {
+                let mut out = vec![b'-'; before];
+                out.shrink_to_fit();
+                append(&mut out, &text[..len]);
+                let mut expected = vec![b'-'; before];
+                expected.extend_from_slice(&text[..len]);
+                assert_eq!(out, expected, "{len} bytes after {before}");
+            }
         }
     }
 
