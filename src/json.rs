@@ -206,18 +206,19 @@ impl<'a> JsonWriter<'a> {
     /// Writes whole NDJSON lines that another writer made, after what is
     /// buffered. Returns the stream's first error, if any.
     pub fn lines(&mut self, text: &[u8]) -> io::Result<()> {
-        if text.len() >= Self::FLUSH_AT / 4 && self.sink.is_some() {
-            self.pass_on();
-            self.write_through(text);
-        } else {
-            self.buf.extend_from_slice(text);
-            self.checkpoint();
-        }
+        self.put_text(text);
+        self.checkpoint();
         self.take_error()
     }
 
-    /// Writes `text` to the stream as it is, unless it failed before.
-    fn write_through(&mut self, text: &[u8]) {
+    /// Appends finished JSON text: a large one goes to the stream as it
+    /// is, after what is buffered, rather than through the buffer.
+    fn put_text(&mut self, text: &[u8]) {
+        if text.len() < Self::FLUSH_AT / 4 || self.sink.is_none() {
+            self.buf.extend_from_slice(text);
+            return;
+        }
+        self.pass_on();
         if let (Some(sink), None) = (self.sink.as_mut(), &self.error) {
             if let Err(error) = sink.write_all(text) {
                 self.error = Some(error);
@@ -401,14 +402,7 @@ impl JsonSink for JsonWriter<'_> {
 
     fn json_text(&mut self, text: &[u8]) {
         self.separate();
-        // A large text goes to the stream as it is, after what is
-        // buffered, rather than through the buffer.
-        if text.len() >= Self::FLUSH_AT / 4 && self.sink.is_some() {
-            self.pass_on();
-            self.write_through(text);
-        } else {
-            self.buf.extend_from_slice(text);
-        }
+        self.put_text(text);
         self.comma = true;
     }
 

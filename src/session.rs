@@ -133,11 +133,11 @@ pub struct AnalyzerOptions {
     /// Bytes of incomplete frames buffered across all connections; a frame
     /// that does not fit is skipped and only its header decoded.
     pub max_buffered: usize,
-    /// The exchanges will be shown as JSON, but their bodies are decoded
-    /// into it later, elsewhere, by [`decode_for_json`]: the session only
-    /// skims them as `decode` says (for lines), except that it decodes
-    /// the bodies with secrets whole, as for JSON, so that they can be
-    /// redacted.
+    /// The bodies `decode` shows as JSON are decoded later, elsewhere, by
+    /// [`decode_for_json`] with `decode`: the session itself reads their
+    /// headers only (and of Produce bodies, what comes before the
+    /// records, for `acks`). Bodies with secrets it still decodes whole,
+    /// so that they can be redacted.
     pub json_later: bool,
 }
 
@@ -340,9 +340,11 @@ struct Shared {
     /// Kafka layer reads itself (see `TREE_APIS`) when the others are
     /// skimmed.
     whole: DecodeOptions,
-    /// `options.decode` reading bodies even when it reads only headers
-    /// (but not their records), for Produce, whose `acks` the Kafka layer
-    /// reads.
+    /// How the other APIs' frames are decoded here: `options.decode`, or
+    /// with `json_later` headers only.
+    frames: DecodeOptions,
+    /// `frames` for Produce, whose `acks` the Kafka layer reads: with
+    /// `json_later`, bodies without their records.
     acks: DecodeOptions,
     losses: LossCounters,
     next_id: u64,
@@ -359,14 +361,13 @@ impl Shared {
     fn decode_options(&self, key: i16) -> (&DecodeOptions, bool) {
         // Secrets are hidden in trees: a body shown as JSON without one
         // would show them.
-        let json = self.options.decode.json || self.options.json_later;
-        let secret = json && SECRET_APIS.contains(&key);
+        let secret = self.options.decode.json && SECRET_APIS.contains(&key);
         if TREE_APIS.contains(&key) || secret {
             (&self.whole, false)
         } else if key == schema::PRODUCE_KEY {
             (&self.acks, self.options.json_later)
         } else {
-            (&self.options.decode, self.options.json_later)
+            (&self.frames, self.options.json_later)
         }
     }
 
@@ -397,14 +398,22 @@ impl Analyzer {
             header_only: false,
             ..options.decode
         };
-        let acks = if options.decode.header_only {
-            DecodeOptions {
-                header_only: false,
-                records: RecordsMode::Raw,
+        let (frames, acks) = if options.json_later {
+            let lines = DecodeOptions {
+                json: false,
                 ..options.decode
-            }
+            };
+            let acks = DecodeOptions {
+                records: RecordsMode::Raw,
+                ..lines
+            };
+            let frames = DecodeOptions {
+                header_only: true,
+                ..lines
+            };
+            (frames, acks)
         } else {
-            options.decode
+            (options.decode, options.decode)
         };
         Analyzer {
             reassembler: Reassembler::new(options.limits),
@@ -412,6 +421,7 @@ impl Analyzer {
                 options,
                 probe,
                 whole,
+                frames,
                 acks,
                 losses: LossCounters::default(),
                 next_id: 0,
@@ -3856,18 +3866,13 @@ mod tests {
             // show) the exchange's JSON.
             type Read = (u64, i16, String, Option<String>, Option<String>);
             let mut seen: Vec<Vec<Read>> = Vec::new();
-            // And skimmed for lines with the JSON made afterwards, as
+            // And headers only, with the JSON made afterwards, as
             // `kwire read --json` does on worker threads.
-            let later = DecodeOptions {
-                skim: true,
-                json: true,
-                ..DecodeOptions::default()
-            };
             for (skim, json, json_later) in [
                 (false, false, false),
                 (true, false, false),
                 (true, true, false),
-                (true, false, true),
+                (true, true, true),
             ] {
                 let mut options = AnalyzerOptions {
                     max_frame: 1 << 16,
@@ -3876,8 +3881,7 @@ mod tests {
                 };
                 options.decode.skim = skim;
                 options.decode.json = json;
-                // As `kwire read --json` on worker threads: headers only.
-                options.decode.header_only = json_later;
+                let later = options.decode;
                 let mut analyzer = Analyzer::new(options);
                 let mut out = Vec::new();
                 for segment in wire.segments.clone() {
@@ -3894,7 +3898,7 @@ mod tests {
                     .map(|exchange| {
                         let summary = exchange.summary();
                         // A skimmed body without JSON keeps no tree to show.
-                        let shown = (skim == (json || json_later)).then(|| {
+                        let shown = (skim == json).then(|| {
                             let mut w = JsonWriter::in_memory();
                             crate::display::write_exchange_json(&mut w, exchange, &summary, 0);
                             String::from_utf8_lossy(&w.into_bytes()).into_owned()

@@ -160,12 +160,21 @@ impl JsonWorkers {
         // Workers stop once the batches are gone.
         self.jobs = None;
         while self.in_flight > 0 {
-            let Ok(done) = self.results.recv() else {
-                return Err(io::Error::other("a --json worker thread stopped"));
-            };
-            self.write_in_order(done, out, keep)?;
+            self.wait_for_one(out, keep)?;
         }
         Ok(())
+    }
+
+    /// Waits for a batch to be done, and writes what is then in order.
+    fn wait_for_one(
+        &mut self,
+        out: &mut JsonWriter<'_>,
+        keep: &mut dyn FnMut(&Exchange),
+    ) -> io::Result<()> {
+        let Ok(done) = self.results.recv() else {
+            return Err(io::Error::other("a --json worker thread stopped"));
+        };
+        self.write_in_order(done, out, keep)
     }
 
     fn send(
@@ -175,10 +184,7 @@ impl JsonWorkers {
     ) -> io::Result<()> {
         // Wait for the oldest batches while too many are out.
         while self.in_flight >= self.max_in_flight {
-            let Ok(done) = self.results.recv() else {
-                return Err(io::Error::other("a --json worker thread stopped"));
-            };
-            self.write_in_order(done, out, keep)?;
+            self.wait_for_one(out, keep)?;
         }
         let number = self.batch.number;
         let batch = std::mem::replace(

@@ -123,18 +123,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // A terminal sees each line as it comes; a pipe gets full buffers.
     let interactive = std::io::stdout().is_terminal();
     // NDJSON for a pipe is decoded on worker threads: the session then
-    // skims bodies as for lines, and the workers decode them as it would
+    // reads headers only, and the workers decode the bodies as it would
     // have.
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_THREADS))
     });
-    let json_decode = options.decode;
     let on_workers = options.decode.json && !interactive && threads > 1;
-    if on_workers {
-        options.json_later = true;
-        options.decode.json = false;
-        options.decode.header_only = true;
-    }
+    options.json_later = on_workers;
+    let json_decode = options.decode;
     let mut stdout = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, unbuffered_stdout());
     // NDJSON goes through the JSON writer's own buffer, straight to the
     // descriptor (only --json without --stats writes there).
