@@ -182,36 +182,16 @@ pub fn push_int(out: &mut String, n: i64) {
 /// Appends `n` in decimal, as `{n}` would.
 #[inline]
 pub fn push_uint(out: &mut String, n: u64) {
-    if n < 10 {
-        // The commonest case: one digit (the cast keeps it whole).
-        out.push(char::from(b'0' + n as u8));
-        return;
-    }
-    push_uint_zero_padded(out, n, 1);
+    // SAFETY: the writer appends ASCII digits only.
+    json::write_uint(unsafe { out.as_mut_vec() }, n);
 }
 
 /// Appends `n` in decimal with leading zeros up to `width` digits, as
-/// `{n:0width$}` would (for widths up to 20, all a `u64` needs).
+/// `{n:0width$}` would.
+#[inline]
 pub fn push_uint_zero_padded(out: &mut String, n: u64, width: usize) {
-    // Up to eight digits (nearly every number on a line), all eight are
-    // written in one store and the extra leading zeros cut off.
-    if n < 100_000_000 && width <= 8 {
-        let digits = json::eight_digits(n);
-        let keep = json::decimal_len(n).max(width);
-        let start = out.len();
-        // Leading digits are the low bytes: shift the ones not kept out.
-        let kept = (digits >> (8 * (8 - keep))).to_le_bytes();
-        // SAFETY: `eight_digits` gives only the ASCII digits 0-9.
-        out.push_str(unsafe { std::str::from_utf8_unchecked(&kept) });
-        out.truncate(start + keep);
-        return;
-    }
-    let (digits, len) = json::decimal_digits(n);
-    let start = digits.len().saturating_sub(len.max(width));
-    let digits = digits.get(start..).unwrap_or_default();
-    // SAFETY: `decimal_digits` writes only the ASCII digits 0-9. (Checking
-    // costs more than writing them, on hot lines.)
-    out.push_str(unsafe { std::str::from_utf8_unchecked(digits) });
+    // SAFETY: the writer appends ASCII digits only.
+    json::write_uint_zero_padded(unsafe { out.as_mut_vec() }, n, width);
 }
 
 pub fn error_name(code: i16) -> String {

@@ -816,6 +816,22 @@ pub fn write_uint(out: &mut Vec<u8>, n: u64) {
     }
 }
 
+/// Writes `n` in decimal with leading zeros up to `width` digits, as
+/// `{n:0width$}` would (for widths up to 20, all a `u64` needs).
+pub fn write_uint_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
+    // Up to eight digits (nearly every padded number), one store.
+    if n < 100_000_000 && width <= 8 {
+        out.reserve(8);
+        let keep = decimal_len(n).max(width);
+        // Leading digits are the low bytes: shift out the ones not kept.
+        Digits { out }.store(eight_digits(n) >> (8 * (8 - keep)), keep);
+        return;
+    }
+    let (digits, len) = decimal_digits(n);
+    let start = digits.len().saturating_sub(len.max(width));
+    out.extend_from_slice(digits.get(start..).unwrap_or_default());
+}
+
 /// Writes digits, eight bytes at a time, into room already reserved: at
 /// most 24 bytes, all written by `write_uint` after one `reserve(24)`.
 struct Digits<'a> {
@@ -830,9 +846,10 @@ impl Digits<'_> {
         let len = self.out.len();
         debug_assert!(self.out.capacity() - len >= 8 && keep <= 8);
         // SAFETY: `write_uint` reserved 24 bytes and stores at most
-        // 8 + 8 + 8 bytes, each store kept at most 8 bytes long, so the
-        // eight bytes at `len` are within the allocation; the kept ones
-        // are initialised by this store.
+        // 8 + 8 + 8 bytes, `write_uint_zero_padded` reserved 8 and stores
+        // 8, each store kept at most 8 bytes long, so the eight bytes at
+        // `len` are within the allocation; the kept ones are initialised
+        // by this store.
         unsafe {
             let at = self.out.as_mut_ptr().add(len);
             std::ptr::write_unaligned(at.cast::<[u8; 8]>(), word.to_le_bytes());
@@ -861,7 +878,7 @@ impl Digits<'_> {
 /// before them, and how many there are (at least one): for writers that
 /// pad with zeros or write into text.
 #[inline]
-pub fn decimal_digits(n: u64) -> ([u8; 20], usize) {
+fn decimal_digits(n: u64) -> ([u8; 20], usize) {
     const E8: u64 = 100_000_000;
     let mut digits = [b'0'; 20];
     let (high, low) = digits.split_at_mut(12);
@@ -876,7 +893,7 @@ pub fn decimal_digits(n: u64) -> ([u8; 20], usize) {
 }
 
 /// How many decimal digits `n` has.
-pub fn decimal_len(n: u64) -> usize {
+fn decimal_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
@@ -891,7 +908,7 @@ const ZERO_DIGITS: u64 = 0x3030_3030_3030_3030;
 /// and shift, exact over the range of its lane (10486 / 2^20 for
 /// n < 10^4, 103 / 2^10 for n < 100).
 #[inline(always)]
-pub(crate) fn eight_digits(n: u64) -> u64 {
+fn eight_digits(n: u64) -> u64 {
     let high = n / 10_000;
     let fours = high | ((n - high * 10_000) << 32);
     let hundreds = ((fours * 10_486) >> 20) & 0x0000_007f_0000_007f;
@@ -1066,6 +1083,24 @@ mod tests {
             );
         }
         assert_eq!(written(|w| w.hex(&[0, 0xab, 0xff])), "\"00abff\"");
+    }
+
+    #[test]
+    fn zero_padded_numbers_are_what_format_pads() {
+        let mut power = 1u64;
+        for _ in 0..20 {
+            for n in [0, power - 1, power, power + 1, power.wrapping_mul(7) / 3] {
+                for width in [0, 1, 2, 6, 8, 9, 12, 20] {
+                    let mut out = b"x".to_vec();
+                    write_uint_zero_padded(&mut out, n, width);
+                    assert_eq!(out, format!("x{n:0width$}").into_bytes(), "{n} {width}");
+                }
+            }
+            power = power.saturating_mul(10);
+        }
+        let mut out = Vec::new();
+        write_uint_zero_padded(&mut out, u64::MAX, 3);
+        assert_eq!(out, u64::MAX.to_string().into_bytes());
     }
 
     /// One document through both sinks: the text parses to the value built.
