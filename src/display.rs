@@ -118,7 +118,11 @@ pub fn frame_text(frame: &DecodedFrame) -> String {
             write_tree(&mut out, &to_json(body), 1);
         }
         None => {
-            let _ = writeln!(out, "body: not decoded ({} bytes)", frame.body_bytes.len());
+            let _ = writeln!(
+                out,
+                "body: not decoded ({} bytes)",
+                frame.body_bytes().len()
+            );
         }
     }
     for violation in &frame.violations {

@@ -80,12 +80,14 @@ pub struct DecodedFrame {
     pub client_id: Option<CompactString>,
     /// None when the body could not be started (unknown API or version).
     pub body: Option<Struct>,
-    /// The body bytes, kept whole for hex views and for bodies not decoded.
-    pub body_bytes: Bytes,
+    /// Where the body starts in `raw`, after the length prefix and the
+    /// header: [`DecodedFrame::body_bytes`] are the rest of `raw`.
+    pub body_start: usize,
     /// The frame as it was decoded, length prefix included: a view of the
-    /// same buffer as `body_bytes`, so it costs no copy. The TUI keeps it
+    /// buffer it was cut from, so it costs no copy. It holds the body bytes,
+    /// kept whole for hex views and for bodies not decoded. The TUI keeps it
     /// instead of the trees and decodes again on demand. Where secrets are
-    /// hidden and `body_bytes` is dropped, only the header's bytes remain.
+    /// hidden, only the header's bytes remain.
     pub raw: Bytes,
     /// Bytes after a complete body (a violation), kept for re-encoding.
     pub trailing: Bytes,
@@ -121,6 +123,11 @@ impl DecodedFrame {
 
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
+    }
+
+    /// The body's bytes as kept in `raw` (none where secrets are hidden).
+    pub fn body_bytes(&self) -> &[u8] {
+        self.raw.get(self.body_start..).unwrap_or_default()
     }
 
     /// `Produce v9 request`.
@@ -173,9 +180,8 @@ pub fn decode_request(frame: Bytes, options: &DecodeOptions) -> DecodedFrame {
 /// [`decode_request`] into `out`, which it replaces: for a frame decoded
 /// straight into the place that keeps it.
 pub fn decode_request_into(out: &mut DecodedFrame, frame: Bytes, options: &DecodeOptions) {
-    let mut peek = Reader::at(frame.slice(frame.len().min(LENGTH_PREFIX)..), LENGTH_PREFIX);
-    let api_key = peek.i16().unwrap_or(-1);
-    let api_version = peek.i16().unwrap_or(-1);
+    let api_key = read_i16(&frame, LENGTH_PREFIX).unwrap_or(-1);
+    let api_version = read_i16(&frame, LENGTH_PREFIX + 2).unwrap_or(-1);
     let api = schema::api(api_key);
     // An unknown API's header version is a guess: v1 is what every API used
     // before flexible versions.
@@ -221,10 +227,10 @@ pub fn decode_response_into(
 ) {
     let api = schema::api(api_key);
     let header_version = api.map_or(0, |api| schema::response_header_version(api, api_version));
-    let decode_at = |out: &mut DecodedFrame, version: i16| {
+    let decode_at = |out: &mut DecodedFrame, frame: Bytes, version: i16| {
         decode_frame(
             out,
-            frame.clone(),
+            frame,
             Direction::Response,
             api_key,
             version,
@@ -234,13 +240,14 @@ pub fn decode_response_into(
             options,
         )
     };
-    decode_at(out, api_version);
+    decode_at(out, frame, api_version);
     let unsupported = out.body.as_ref().and_then(|body| body.int("error_code"))
         == Some(i64::from(UNSUPPORTED_VERSION));
     if api_key == schema::API_VERSIONS_KEY && api_version > 0 && out.error.is_some() && unsupported
     {
+        // `raw` is the whole frame, as secrets are hidden later.
         let mut fallback = DecodedFrame::default();
-        decode_at(&mut fallback, 0);
+        decode_at(&mut fallback, out.raw.clone(), 0);
         if fallback.error.is_none() {
             *out = DecodedFrame {
                 api_version,
@@ -249,6 +256,18 @@ pub fn decode_response_into(
             };
         }
     }
+}
+
+/// The big-endian `i32` at `at` in `bytes`, if they reach that far.
+pub(crate) fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    let raw = bytes.get(at..at + 4)?;
+    Some(i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+/// The big-endian `i16` at `at` in `bytes`, if they reach that far.
+pub(crate) fn read_i16(bytes: &[u8], at: usize) -> Option<i16> {
+    let raw = bytes.get(at..at + 2)?;
+    Some(i16::from_be_bytes([raw[0], raw[1]]))
 }
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -277,7 +296,7 @@ fn decode_frame(
         header: Struct::default(),
         client_id: None,
         body: None,
-        body_bytes: Bytes::new(),
+        body_start: usize::MAX,
         trailing: Bytes::new(),
         raw: frame.clone(),
         size,
@@ -313,7 +332,7 @@ fn decode_frame(
     decoded.violations = header.violations;
     let header_ok = header.error.is_none();
     errors.extend(header.error);
-    decoded.body_bytes = reader.rest_bytes();
+    decoded.body_start = reader.offset();
     if header_ok && !options.header_only {
         let start = reader.offset();
         match body_spec {
@@ -467,7 +486,7 @@ pub fn reencode(frame: &DecodedFrame) -> Result<Vec<u8>, EncodeError> {
             encode_message(&mut out, body_spec, frame.body_version, body)?;
             out.extend_from_slice(&frame.trailing);
         }
-        None => out.extend_from_slice(&frame.body_bytes),
+        None => out.extend_from_slice(frame.body_bytes()),
     }
     set_length_prefix(out)
 }

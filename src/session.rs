@@ -54,7 +54,7 @@ use bytes::{Bytes, BytesMut};
 use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
 use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
 use crate::exchange::{Exchange, ExchangeState, Message, PacketList};
-use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
+use crate::frame::{self, read_i16, read_i32, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
 use crate::hashing::PlainHashing;
 use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
 use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
@@ -2245,7 +2245,7 @@ impl Conn {
             header: Struct::default(),
             client_id: None,
             body: None,
-            body_bytes: if show { token } else { Bytes::new() },
+            body_start: LENGTH_PREFIX,
             raw: if show {
                 cut.bytes.clone()
             } else {
@@ -2494,9 +2494,8 @@ fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
         crate::display::redact(body);
     }
     // The header stays (a copy: a view would keep the secret alive).
-    let header = decoded.raw.len().saturating_sub(decoded.body_bytes.len());
+    let header = decoded.body_start.min(decoded.raw.len());
     decoded.raw = Bytes::copy_from_slice(decoded.raw.get(..header).unwrap_or_default());
-    decoded.body_bytes = Bytes::new();
 }
 
 fn merge_packets(packets: &mut PacketList, more: PacketList) {
@@ -2504,16 +2503,6 @@ fn merge_packets(packets: &mut PacketList, more: PacketList) {
     packets.sort_unstable();
     packets.dedup();
     packets.truncate(2 * MAX_PACKETS_PER_MESSAGE);
-}
-
-fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    let raw = bytes.get(at..at + 4)?;
-    Some(i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
-}
-
-fn read_i16(bytes: &[u8], at: usize) -> Option<i16> {
-    let raw = bytes.get(at..at + 2)?;
-    Some(i16::from_be_bytes([raw[0], raw[1]]))
 }
 
 /// Whether a decoded response holds believable values: known error codes,
@@ -3463,7 +3452,7 @@ mod tests {
         );
         let request = raw.request.as_ref().expect("client token");
         assert!(
-            request.frame.body_bytes.is_empty(),
+            request.frame.body_bytes().is_empty(),
             "the token bytes are hidden"
         );
         assert_eq!(request.frame.size, 4 + 19);
@@ -3562,7 +3551,7 @@ mod tests {
                 );
                 assert_eq!(auth_bytes, &Value::String("<redacted: 15 bytes>".into()));
                 let request = authenticate.request.as_ref().expect("request");
-                assert!(request.frame.body_bytes.is_empty());
+                assert!(request.frame.body_bytes().is_empty());
             }
         }
     }

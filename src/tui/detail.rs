@@ -317,7 +317,7 @@ fn side_tree(tree: &mut Tree, side: Side, message: &Message) {
             struct_tree(tree, 2, body, &spans.body, &mut path, side, &frame.raw);
             tree.close(at);
         }
-        None if frame.body_bytes.is_empty()
+        None if frame.body_bytes().is_empty()
             && frame.header_version >= 0
             && frame.raw.len() <= frame.size =>
         {
@@ -331,7 +331,7 @@ fn side_tree(tree: &mut Tree, side: Side, message: &Message) {
         None => {
             tree.leaf(
                 1,
-                format!("body: not decoded ({} bytes)", frame.body_bytes.len()),
+                format!("body: not decoded ({} bytes)", frame.body_bytes().len()),
                 Tone::Muted,
                 bytes(spans.body_range),
             );

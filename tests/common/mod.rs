@@ -125,7 +125,7 @@ pub fn parse_oracle(text: &str) -> Vec<OracleConnection> {
 /// Whether a decoded frame is the oracle's frame: same size, same body
 /// bytes, same correlation id.
 pub fn same_frame(frame: &DecodedFrame, oracle: &str) -> bool {
-    let body = hex(&frame.body_bytes);
+    let body = hex(frame.body_bytes());
     // The correlation id follows the size, and in requests the API key and
     // version too.
     let at = match frame.direction {
