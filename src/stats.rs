@@ -649,22 +649,15 @@ pub fn write_duration(out: &mut String, ns: i64) {
     } else {
         2
     };
-    let start = out.len();
     if !write_fixed(out, ns, scale, digits) {
         write_duration_float(out, ns, scale, digits);
-    }
-    if digits > 0 {
-        let kept = out[start..]
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .len();
-        out.truncate(start + kept);
     }
     out.push_str(unit);
 }
 
-/// `ns / scale` with `digits` decimals, rounded, in integers: what the
-/// float formatting below writes, computed without it (a latency is written
+/// `ns / scale` with `digits` decimals, rounded, the zeros that end the
+/// decimals left out (and the point with them when none is left), in
+/// integers: what the float formatting below writes, computed without it (a latency is written
 /// for every exchange). False where only the float path knows the answer:
 /// a value exactly halfway between two roundings (the float's binary
 /// approximation decides which way it goes), or one too large for the
@@ -687,20 +680,34 @@ fn write_fixed(out: &mut String, ns: i64, scale: u64, digits: usize) -> bool {
     }
     let one = 10u64.pow(digits as u32);
     push_uint(out, q / one);
-    if digits > 0 {
+    let (mut decimals, mut shown) = (q % one, digits);
+    while shown > 0 && decimals % 10 == 0 {
+        decimals /= 10;
+        shown -= 1;
+    }
+    if shown > 0 {
         out.push('.');
-        push_uint_zero_padded(out, q % one, digits);
+        push_uint_zero_padded(out, decimals, shown);
     }
     true
 }
 
-/// `ns / scale` formatted as a float with `digits` decimals. A threshold
+/// `ns / scale` formatted as a float with `digits` decimals, the zeros that
+/// end them left out (and the point with them). A threshold
 /// such as 99.95 units compares the same in integers: `ns / scale` and the
 /// threshold round to nearby floats monotonically, and the two can only be
 /// equal as floats if equal as numbers, which differ by at least 1/scale.
 fn write_duration_float(out: &mut String, ns: i64, scale: u64, digits: usize) {
     let value = ns as f64 / scale as f64;
+    let start = out.len();
     let _ = write!(out, "{value:.digits$}");
+    if digits > 0 {
+        let kept = out[start..]
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .len();
+        out.truncate(start + kept);
+    }
 }
 
 // ---------------------------------------------------------------------------
