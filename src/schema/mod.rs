@@ -172,6 +172,11 @@ pub struct ErrorSpec {
 
 /// The API with this key, if Kafka defines one.
 pub fn api(key: i16) -> Option<&'static ApiSpec> {
+    // Kafka's keys run from 0 without a gap: a key is its API's index.
+    let at_index = usize::try_from(key).ok().and_then(|index| APIS.get(index));
+    if let Some(api) = at_index.filter(|api| api.key == key) {
+        return Some(api);
+    }
     APIS.binary_search_by_key(&key, |api| api.key)
         .ok()
         .map(|index| &APIS[index])
@@ -241,6 +246,17 @@ mod tests {
     fn apis_are_sorted_by_key_and_unique() {
         assert!(APIS.len() > 70, "only {} APIs generated", APIS.len());
         assert!(APIS.windows(2).all(|pair| pair[0].key < pair[1].key));
+    }
+
+    #[test]
+    fn every_api_is_found_by_its_key_and_no_other() {
+        for spec in APIS {
+            assert_eq!(api(spec.key).map(|found| found.name), Some(spec.name));
+        }
+        let last = APIS.last().map_or(0, |spec| spec.key);
+        for key in [-1, i16::MIN, last + 1, i16::MAX] {
+            assert!(api(key).is_none(), "{key}");
+        }
     }
 
     #[test]
