@@ -272,6 +272,7 @@ fn strip(exchange: &mut Exchange) {
         let raw = std::mem::take(&mut message.frame.raw);
         message.frame = DecodedFrame {
             raw,
+            body_start: message.frame.body_start,
             ..DecodedFrame::default()
         };
     }
