@@ -188,6 +188,11 @@ impl<'a> JsonWriter<'a> {
         }
     }
 
+    /// How many bytes the writer holds (not passed on yet).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     /// The text of an in-memory writer (of a stream writer: what it has
     /// not passed on yet).
     pub fn into_bytes(self) -> Vec<u8> {

@@ -434,18 +434,25 @@ fn json_from_worker_threads_is_what_one_thread_writes() {
             "api=Produce or api=Fetch or api=Metadata",
             "error!=NONE",
         ] {
-            let run = |threads: &str, out: &str| {
+            let run = |threads: &str, out: &str, batch: &str, direct_min: &str| {
                 let mut args = vec!["read", "--json", "--threads", threads, "--write", out];
-                // Batches of one exchange: many in flight, done out of order.
-                args.extend(["--json-batch", "1", path]);
+                args.extend(["--json-batch", batch, "--json-direct-min", direct_min, path]);
                 if !filter.is_empty() {
                     args.extend(["--filter", filter]);
                 }
                 stdout_of(&args)
             };
-            let one = run("1", &one_out);
-            let many = run("3", &many_out);
+            let one = run("1", &one_out, "1", "65536");
+            // Batches of one exchange: many in flight, done out of order.
+            let many = run("3", &many_out, "1", "65536");
             assert_eq!(one, many, "{path} [{filter}]: --json differs on threads");
+            // Exchanges with a body's JSON of 200 bytes or more written by
+            // the reading thread, between the workers' lines.
+            let direct = run("3", &many_out, "4", "200");
+            assert_eq!(
+                one, direct,
+                "{path} [{filter}]: --json differs written directly"
+            );
             let (one_pcap, many_pcap) = (std::fs::read(&one_out), std::fs::read(&many_out));
             assert_eq!(
                 one_pcap.expect("written"),

@@ -9,6 +9,10 @@
 //! lines; the reading thread writes the batches' text out in capture
 //! order. The output is byte for byte what one thread writes.
 //!
+//! A body whose JSON is large is not copied into a batch's text: the
+//! worker leaves its exchange for the reading thread to write, which sends
+//! the body straight to the output, as one thread does.
+//!
 //! At most a few batches are in flight: the reading thread waits for the
 //! oldest before it sends another, so memory stays bounded however large
 //! the capture.
@@ -36,6 +40,10 @@ const BATCH_BYTES: usize = 1 << 20;
 const SPARE_MAX: usize = 8 << 20;
 /// Batches in flight per worker.
 const IN_FLIGHT_PER_WORKER: usize = 3;
+/// An exchange with a body's JSON of this many bytes or more is written by
+/// the reading thread (the size from which the JSON writer passes a text
+/// straight to its stream).
+pub const DIRECT_BODY_MIN: usize = JsonWriter::FLUSH_AT / 4;
 
 /// Exchanges to turn into NDJSON, each with the capture's first
 /// timestamp, which times are shown relative to.
@@ -47,11 +55,24 @@ struct Batch {
 }
 
 /// A batch's NDJSON text, and its exchanges, each with whether the filter
-/// kept it, stripped of what the worker made for them (see [`strip`]).
+/// kept it, stripped of what the worker made for them (see [`strip`])
+/// unless the reading thread is to write them.
 struct Done {
     number: u64,
     text: Vec<u8>,
+    /// Exchanges the reading thread writes, in order, each where its line
+    /// goes in `text`.
+    direct: Vec<Direct>,
     exchanges: Vec<(Exchange, bool)>,
+}
+
+/// An exchange of a batch that the reading thread writes.
+struct Direct {
+    /// Where its line goes in the batch's text.
+    at: usize,
+    /// Its place in the batch.
+    index: usize,
+    first_ns: i64,
 }
 
 /// What a worker needs besides its batches.
@@ -60,6 +81,9 @@ pub struct Work<'a> {
     /// How bodies are decoded into JSON.
     pub decode: &'a DecodeOptions,
     pub filter: &'a Filter,
+    /// Exchanges with a body's JSON this long are written by the reading
+    /// thread ([`DIRECT_BODY_MIN`]; the tests make it small).
+    pub direct_body_min: usize,
 }
 
 /// The reading thread's end of the workers.
@@ -220,7 +244,16 @@ impl JsonWorkers {
                     keep(exchange);
                 }
             }
-            out.lines(&done.text)?;
+            let mut from = 0;
+            for direct in &done.direct {
+                out.lines(done.text.get(from..direct.at).unwrap_or_default())?;
+                if let Some((exchange, _)) = done.exchanges.get(direct.index) {
+                    write_exchange_json(out, exchange, &exchange.summary(), direct.first_ns);
+                    out.end_line()?;
+                }
+                from = direct.at;
+            }
+            out.lines(done.text.get(from..).unwrap_or_default())?;
             let mut text = done.text;
             if text.capacity() <= SPARE_MAX {
                 text.clear();
@@ -237,24 +270,46 @@ impl JsonWorkers {
 fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
     let mut json = JsonWriter::in_buffer(text);
     let mut exchanges = Vec::with_capacity(batch.exchanges.len());
-    for (mut exchange, first_ns) in batch.exchanges {
+    let mut direct = Vec::new();
+    for (index, (mut exchange, first_ns)) in batch.exchanges.into_iter().enumerate() {
         decode_for_json(&mut exchange, work.decode);
         let summary = exchange.summary();
         let kept = work.filter.matches_with(&exchange, Some(&summary));
-        if kept {
+        let large = largest_body_json(&exchange) >= work.direct_body_min;
+        if kept && large {
+            direct.push(Direct {
+                at: json.buffered(),
+                index,
+                first_ns,
+            });
+        } else if kept {
             write_exchange_json(&mut json, &exchange, &summary, first_ns);
             // In memory, ending a line cannot fail.
             let _ = json.end_line();
         }
         drop(summary);
-        strip(&mut exchange);
+        if !(kept && large) {
+            strip(&mut exchange);
+        }
         exchanges.push((exchange, kept));
     }
     Done {
         number: batch.number,
         text: json.into_bytes(),
+        direct,
         exchanges,
     }
+}
+
+/// The length of the longest body's JSON text an exchange holds.
+fn largest_body_json(exchange: &Exchange) -> usize {
+    [&exchange.request, &exchange.response]
+        .into_iter()
+        .flatten()
+        .filter_map(|message| message.frame.body_json.as_ref())
+        .map(Vec::len)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Frees what the worker made for an exchange (its frames decoded again,

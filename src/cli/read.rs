@@ -27,7 +27,7 @@ use kwire::json::JsonWriter;
 use kwire::session::read_capture_with;
 use kwire::stats::{write_duration, write_quoted_if_needed, Stats};
 
-use super::json_workers::{JsonWorkers, Work, BATCH_EXCHANGES};
+use super::json_workers::{JsonWorkers, Work, BATCH_EXCHANGES, DIRECT_BODY_MIN};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -70,6 +70,10 @@ pub struct Args {
     /// let the tests put many out of order.
     #[arg(long, hide = true, default_value_t = BATCH_EXCHANGES)]
     json_batch: usize,
+    /// Bytes of a body's JSON from which the reading thread, not a worker,
+    /// writes the exchange; small values let the tests take that path.
+    #[arg(long, hide = true, default_value_t = DIRECT_BODY_MIN)]
+    json_direct_min: usize,
 }
 
 /// Most --json worker threads started by default.
@@ -149,6 +153,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let work = Work {
         decode: &json_decode,
         filter: &filter,
+        direct_body_min: args.json_direct_min,
     };
     let (report, failed) = std::thread::scope(|scope| {
         let mut workers =
