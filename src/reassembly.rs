@@ -600,8 +600,8 @@ struct Conn {
     initiator: SocketAddr,
     /// Halves by [`Side::index`]: the bytes each side sent.
     halves: [Half; 2],
-    /// Position in the LRU order.
-    stamp: u64,
+    /// Its place in [`Reassembler::stamps`], for as long as it is open.
+    slot: u32,
 }
 
 impl Conn {
@@ -665,12 +665,19 @@ pub struct Reassembler {
     next_id: u32,
     clock: u64,
     conns: FlowMap<Conn>,
-    /// Open connections by last activity, oldest first, as (stamp, key).
-    /// An entry is stale, and skipped, unless its connection is open with
-    /// that stamp: touching a connection appends an entry instead of
+    /// Open connections by last activity, oldest first, as (stamp, slot,
+    /// key). An entry is stale, and skipped, unless its slot in `stamps`
+    /// holds that stamp: touching a connection appends an entry instead of
     /// moving one (a tree kept in order cost more than the rest of
     /// reassembly), and stale entries are dropped once they are many.
-    lru: VecDeque<(u64, FlowKey)>,
+    lru: VecDeque<(u64, u32, FlowKey)>,
+    /// Each open connection's last activity (its newest `lru` stamp; 0
+    /// before its first), by slot: telling a stale entry takes no lookup
+    /// by key. Slots of closed connections are reused (`free_slots`), so
+    /// there are never more than connections open at once; stamps only
+    /// grow, so an entry from a slot's earlier connection stays stale.
+    stamps: Vec<u64>,
+    free_slots: Vec<u32>,
     /// Recently closed connections, kept so that their final ACKs and
     /// retransmitted FINs do not open phantom connections.
     closed: FlowMap<u64>,
@@ -690,6 +697,8 @@ impl Reassembler {
             clock: 0,
             conns: HashMap::with_hasher(SeededHashing::new()),
             lru: VecDeque::new(),
+            stamps: Vec::new(),
+            free_slots: Vec::new(),
             closed: HashMap::with_hasher(SeededHashing::new()),
             closed_order: VecDeque::new(),
             total: 0,
@@ -717,8 +726,9 @@ impl Reassembler {
         // Stale entries are dropped when they outnumber live ones three to
         // one: each drop looks up every entry, so rarer is cheaper.
         if self.lru.len() > self.conns.len().saturating_mul(4).saturating_add(64) {
-            let conns = &self.conns;
-            self.lru.retain(|&(stamp, key)| is_live(conns, stamp, key));
+            let stamps = &self.stamps;
+            self.lru
+                .retain(|&(stamp, slot, _)| is_live(stamps, stamp, slot));
         }
 
         // Only a SYN without ACK can start a new incarnation; other segments
@@ -754,10 +764,12 @@ impl Reassembler {
         // Consecutive segments mostly belong to one connection: when it is
         // already the most recent, the order stands and the two tree
         // updates are skipped.
-        let newest = self.lru.back() == Some(&(conn.stamp, key));
-        if !newest {
-            conn.stamp = self.clock;
-            self.lru.push_back((self.clock, key));
+        if let Some(stamp) = self.stamps.get_mut(conn.slot as usize) {
+            let newest = self.lru.back() == Some(&(*stamp, conn.slot, key));
+            if !newest {
+                *stamp = self.clock;
+                self.lru.push_back((self.clock, conn.slot, key));
+            }
         }
 
         let side = conn.side_of(segment.src);
@@ -862,6 +874,8 @@ impl Reassembler {
         self.closed.clear();
         self.closed_order.clear();
         self.lru.clear();
+        self.stamps.clear();
+        self.free_slots.clear();
         self.total = 0;
     }
 
@@ -875,6 +889,10 @@ impl Reassembler {
         };
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.stamps.push(0);
+            u32::try_from(self.stamps.len() - 1).unwrap_or(u32::MAX)
+        });
         out.push(StreamEvent {
             connection: id,
             side: Side::Initiator,
@@ -890,7 +908,7 @@ impl Reassembler {
                 id,
                 initiator,
                 halves: [Half::default(), Half::default()],
-                stamp: 0,
+                slot,
             },
         );
     }
@@ -901,6 +919,10 @@ impl Reassembler {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
         };
+        if let Some(stamp) = self.stamps.get_mut(conn.slot as usize) {
+            *stamp = 0;
+            self.free_slots.push(conn.slot);
+        }
         let mut e = Emit {
             connection: conn.id,
             side: Side::Initiator,
@@ -958,8 +980,8 @@ impl Reassembler {
 
     /// Takes the least recently active open connection out of `lru`.
     fn pop_oldest(&mut self) -> Option<FlowKey> {
-        while let Some((stamp, key)) = self.lru.pop_front() {
-            if is_live(&self.conns, stamp, key) {
+        while let Some((stamp, slot, key)) = self.lru.pop_front() {
+            if is_live(&self.stamps, stamp, slot) {
                 return Some(key);
             }
         }
@@ -972,12 +994,12 @@ impl Reassembler {
         let mut rounds = self.conns.len();
         while self.total > self.limits.total && rounds > 0 {
             rounds -= 1;
-            let conns = &self.conns;
+            let (conns, stamps) = (&self.conns, &self.stamps);
             let victim = self
                 .lru
                 .iter()
-                .filter(|&&(stamp, key)| is_live(conns, stamp, key))
-                .map(|&(_, key)| key)
+                .filter(|&&(stamp, slot, _)| is_live(stamps, stamp, slot))
+                .map(|&(_, _, key)| key)
                 .find(|key| conns.get(key).is_some_and(|c| c.buffered() > 0));
             let Some(key) = victim else { break };
             let Some(conn) = self.conns.get_mut(&key) else {
@@ -1003,8 +1025,8 @@ impl Reassembler {
 }
 
 /// Whether an `lru` entry stands for an open connection's last activity.
-fn is_live(conns: &FlowMap<Conn>, stamp: u64, key: FlowKey) -> bool {
-    conns.get(&key).is_some_and(|conn| conn.stamp == stamp)
+fn is_live(stamps: &[u64], stamp: u64, slot: u32) -> bool {
+    stamps.get(slot as usize) == Some(&stamp)
 }
 
 /// A SYN (without ACK) whose sequence number is not that of the sender's
@@ -1665,6 +1687,42 @@ mod tests {
         // Port 1 is forgotten: a late segment opens a mid-stream connection.
         r.push(conn(1, 101, ""), &mut out);
         assert_eq!(render(&out).last().unwrap(), "4 I opened syn=false");
+    }
+
+    #[test]
+    fn test_many_connections_reuse_a_few_slots_and_evict_in_order() {
+        // 500 connections, 3 open at most. The first stays busy; the
+        // others come and go: each new one evicts the least recently
+        // active, which is never the first (evicting in order of opening
+        // would take it first). The bookkeeping holds a slot per
+        // connection open at once, not per connection.
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_connections: 3,
+            ..ReassemblyLimits::default()
+        });
+        let mut out = Vec::new();
+        let conn = |port: u16, seq: u32, flags: &str, payload: &[u8]| {
+            let mut s = seg(true, seq, None, flags, payload);
+            s.src = SocketAddr::new(s.src.ip(), port);
+            s
+        };
+        r.push(conn(1, 1000, "S", b""), &mut out);
+        for port in 2..=500u16 {
+            r.push(conn(port, 1000, "S", b""), &mut out);
+            r.push(conn(port, 1001, "", b"x"), &mut out);
+            let seq = 1001 + u32::from(port - 2);
+            r.push(conn(1, seq, "", b"y"), &mut out);
+        }
+        assert_eq!(r.counters().evicted_connections, 497);
+        assert!(r.stamps.len() <= 4, "{} slots", r.stamps.len());
+        assert!(r.lru.len() <= 3 * 4 + 64, "{} LRU entries", r.lru.len());
+        // Ids from 0 in order of opening: ports 2 to 498 went, in turn.
+        let closed: Vec<u32> = out
+            .iter()
+            .filter(|event| matches!(event.kind, EventKind::Closed))
+            .map(|event| event.connection)
+            .collect();
+        assert_eq!(closed, (1..=497).collect::<Vec<u32>>());
     }
 
     #[test]
