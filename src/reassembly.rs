@@ -1655,18 +1655,26 @@ mod tests {
         assert!(r.buffered_bytes() <= 300);
     }
 
+    /// A reassembler that keeps at most `max` connections.
+    fn with_max_connections(max: usize) -> Reassembler {
+        Reassembler::new(ReassemblyLimits {
+            max_connections: max,
+            ..ReassemblyLimits::default()
+        })
+    }
+
+    /// A client segment from `port` of the client's address.
+    fn from_port(port: u16, seq: u32, flags: &str, payload: &[u8]) -> TcpSegment {
+        let mut s = seg(true, seq, None, flags, payload);
+        s.src = SocketAddr::new(s.src.ip(), port);
+        s
+    }
+
     #[test]
     fn test_connection_cap_evicts_closed_first() {
-        let mut r = Reassembler::new(ReassemblyLimits {
-            max_connections: 2,
-            ..ReassemblyLimits::default()
-        });
+        let mut r = with_max_connections(2);
         let mut out = Vec::new();
-        let conn = |port: u16, seq: u32, flags: &str| {
-            let mut s = seg(true, seq, None, flags, b"");
-            s.src = SocketAddr::new(s.src.ip(), port);
-            s
-        };
+        let conn = |port: u16, seq: u32, flags: &str| from_port(port, seq, flags, b"");
         r.push(conn(1, 100, "S"), &mut out);
         r.push(conn(1, 101, "R"), &mut out); // closed, kept as a tombstone
         r.push(conn(2, 200, "S"), &mut out);
@@ -1696,22 +1704,14 @@ mod tests {
         // active, which is never the first (evicting in order of opening
         // would take it first). The bookkeeping holds a slot per
         // connection open at once, not per connection.
-        let mut r = Reassembler::new(ReassemblyLimits {
-            max_connections: 3,
-            ..ReassemblyLimits::default()
-        });
+        let mut r = with_max_connections(3);
         let mut out = Vec::new();
-        let conn = |port: u16, seq: u32, flags: &str, payload: &[u8]| {
-            let mut s = seg(true, seq, None, flags, payload);
-            s.src = SocketAddr::new(s.src.ip(), port);
-            s
-        };
-        r.push(conn(1, 1000, "S", b""), &mut out);
+        r.push(from_port(1, 1000, "S", b""), &mut out);
         for port in 2..=500u16 {
-            r.push(conn(port, 1000, "S", b""), &mut out);
-            r.push(conn(port, 1001, "", b"x"), &mut out);
+            r.push(from_port(port, 1000, "S", b""), &mut out);
+            r.push(from_port(port, 1001, "", b"x"), &mut out);
             let seq = 1001 + u32::from(port - 2);
-            r.push(conn(1, seq, "", b"y"), &mut out);
+            r.push(from_port(1, seq, "", b"y"), &mut out);
         }
         assert_eq!(r.counters().evicted_connections, 497);
         assert!(r.stamps.len() <= 4, "{} slots", r.stamps.len());
@@ -1729,23 +1729,15 @@ mod tests {
     fn test_connection_cap_evicts_least_recently_active() {
         // Consecutive segments of one connection leave the order as it is;
         // the connection idle longest still gives way.
-        let mut r = Reassembler::new(ReassemblyLimits {
-            max_connections: 2,
-            ..ReassemblyLimits::default()
-        });
+        let mut r = with_max_connections(2);
         let mut out = Vec::new();
-        let conn = |port: u16, seq: u32, flags: &str, payload: &[u8]| {
-            let mut s = seg(true, seq, None, flags, payload);
-            s.src = SocketAddr::new(s.src.ip(), port);
-            s
-        };
-        r.push(conn(1, 100, "S", b""), &mut out);
-        r.push(conn(2, 200, "S", b""), &mut out);
-        r.push(conn(1, 101, "", b"a"), &mut out);
-        r.push(conn(1, 102, "", b"b"), &mut out);
-        r.push(conn(3, 300, "S", b""), &mut out); // evicts port 2
-        r.push(conn(1, 103, "", b"c"), &mut out);
-        r.push(conn(4, 400, "S", b""), &mut out); // evicts port 3
+        r.push(from_port(1, 100, "S", b""), &mut out);
+        r.push(from_port(2, 200, "S", b""), &mut out);
+        r.push(from_port(1, 101, "", b"a"), &mut out);
+        r.push(from_port(1, 102, "", b"b"), &mut out);
+        r.push(from_port(3, 300, "S", b""), &mut out); // evicts port 2
+        r.push(from_port(1, 103, "", b"c"), &mut out);
+        r.push(from_port(4, 400, "S", b""), &mut out); // evicts port 3
         assert_eq!(r.counters().evicted_connections, 2);
         assert_eq!(
             render(&out)[2..],
