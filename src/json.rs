@@ -837,8 +837,9 @@ pub fn write_uint_zero_padded(out: &mut Vec<u8>, n: u64, width: usize) {
     out.extend_from_slice(digits.get(start..).unwrap_or_default());
 }
 
-/// Writes digits, eight bytes at a time, into room already reserved: at
-/// most 24 bytes, all written by `write_uint` after one `reserve(24)`.
+/// Writes digits, eight bytes at a time, into room already reserved:
+/// `write_uint` reserves 24 bytes for up to three stores,
+/// `write_uint_zero_padded` 8 for one.
 struct Digits<'a> {
     out: &'a mut Vec<u8>,
 }

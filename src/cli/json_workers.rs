@@ -275,8 +275,8 @@ fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
         decode_for_json(&mut exchange, work.decode);
         let summary = exchange.summary();
         let kept = work.filter.matches_with(&exchange, Some(&summary));
-        let large = largest_body_json(&exchange) >= work.direct_body_min;
-        if kept && large {
+        let by_reader = kept && largest_body_json(&exchange) >= work.direct_body_min;
+        if by_reader {
             direct.push(Direct {
                 at: json.buffered(),
                 index,
@@ -288,7 +288,7 @@ fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
             let _ = json.end_line();
         }
         drop(summary);
-        if !(kept && large) {
+        if !by_reader {
             strip(&mut exchange);
         }
         exchanges.push((exchange, kept));
