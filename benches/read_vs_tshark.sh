@@ -29,9 +29,10 @@
 #             dissect every Kafka PDU and aggregate without printing).
 # MB are 10^6 bytes of capture file. MB/s is file size over wall time;
 # "cpu MB/s" over user+sys time, which is what one core does when the
-# machine is busy with other work. kwire reads on one thread; --json also
-# decodes bodies on worker threads (by default as many as there are cores,
-# at most 4), and is timed a second time with --threads 1, all on one.
+# machine is busy with other work. kwire reads on one thread; --json
+# decodes bodies on it and on worker threads (by default as many threads
+# in all as there are cores, at most 4), and is timed a second time with
+# --threads 1, all on one.
 #
 # Needs: cargo, tshark and editcap (Debian: apt-get install tshark), GNU
 # time (/usr/bin/time; Debian: apt-get install time).

@@ -443,7 +443,8 @@ fn json_from_worker_threads_is_what_one_thread_writes() {
                 stdout_of(&args)
             };
             let one = run("1", &one_out, "1", "65536");
-            // Batches of one exchange: many in flight, done out of order.
+            // Batches of one exchange: many in flight, done out of order,
+            // and some by the reading thread while the workers are behind.
             let many = run("3", &many_out, "1", "65536");
             assert_eq!(one, many, "{path} [{filter}]: --json differs on threads");
             // Exchanges with a body's JSON of 200 bytes or more written by

@@ -13,13 +13,16 @@
 //! worker leaves its exchange for the reading thread to write, which sends
 //! the body straight to the output, as one thread does.
 //!
-//! At most a few batches are in flight: the reading thread waits for the
-//! oldest before it sends another, so memory stays bounded however large
-//! the capture.
+//! The reading thread is one of the threads that decode: when the workers
+//! have as many batches as they may hold, it writes the next batch itself
+//! instead of waiting, so `--threads N` keeps N threads busy, not N + 1
+//! on N cores. Only when those batches, too, wait for an older one does
+//! it wait. So at most a few batches are out at once, and memory stays
+//! bounded however large the capture.
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::Scope;
 
@@ -38,8 +41,15 @@ const BATCH_BYTES: usize = 1 << 20;
 /// Text buffers larger than this (made for a batch with a huge body) are
 /// freed rather than kept for the next batches.
 const SPARE_MAX: usize = 8 << 20;
-/// Batches in flight per worker.
-const IN_FLIGHT_PER_WORKER: usize = 3;
+/// Batches in flight per worker: enough that a worker still has the next
+/// one when the reading thread has written one itself.
+const IN_FLIGHT_PER_WORKER: usize = 6;
+/// Batches the reading thread wrote itself that may wait for an older one
+/// to be written.
+const OWN_WAITING_MAX: usize = 6;
+/// Bytes of frames in all the batches not yet written out (a few large
+/// frames make a batch), which bounds memory whatever the capture holds.
+const OUT_BYTES_MAX: usize = 8 << 20;
 /// An exchange with a body's JSON of this many bytes or more is written by
 /// the reading thread (the size from which the JSON writer passes a text
 /// straight to its stream).
@@ -59,6 +69,8 @@ struct Batch {
 /// unless the reading thread is to write them.
 struct Done {
     number: u64,
+    /// Bytes of the batch's frames.
+    bytes: usize,
     text: Vec<u8>,
     /// Exchanges the reading thread writes, in order, each where its line
     /// goes in `text`.
@@ -87,45 +99,51 @@ pub struct Work<'a> {
 }
 
 /// The reading thread's end of the workers.
-pub struct JsonWorkers {
+pub struct JsonWorkers<'w> {
     jobs: Option<SyncSender<Batch>>,
     results: Receiver<Done>,
-    /// Text buffers written out, for the workers to fill again: large
-    /// buffers made afresh for every batch cost more in page faults than
-    /// the text in them.
-    spare: Sender<Vec<u8>>,
+    /// Text buffers written out, for the workers and the reading thread
+    /// to fill again: large buffers made afresh for every batch cost more
+    /// in page faults than the text in them. The pool holds at most one
+    /// per batch that can be out, and a buffer beyond that is freed.
+    spare: SyncSender<Vec<u8>>,
+    spares: Spares,
     batch: Batch,
     /// Exchanges that fill a batch.
     batch_exchanges: usize,
-    /// Batches sent and not yet written.
+    /// Batches sent to the workers and not yet back.
     in_flight: usize,
     max_in_flight: usize,
+    /// Bytes of frames in the batches not yet written out.
+    out_bytes: usize,
     /// Batches finished out of order, waiting for an older one.
     waiting: BTreeMap<u64, Done>,
     next_to_write: u64,
+    work: Work<'w>,
 }
 
-impl JsonWorkers {
-    /// Starts `threads` workers in `scope`, to be sent batches of
+impl<'w> JsonWorkers<'w> {
+    /// Starts `workers` threads in `scope`, to be sent batches of
     /// `batch_exchanges` exchanges.
-    pub fn start<'scope, 'env>(
-        scope: &'scope Scope<'scope, 'env>,
-        threads: usize,
+    pub fn start<'scope>(
+        scope: &'scope Scope<'scope, 'w>,
+        workers: usize,
         batch_exchanges: usize,
-        work: Work<'env>,
-    ) -> JsonWorkers {
-        let max_in_flight = IN_FLIGHT_PER_WORKER * threads;
+        work: Work<'w>,
+    ) -> JsonWorkers<'w> {
+        let workers = workers.max(1);
+        let max_in_flight = IN_FLIGHT_PER_WORKER * workers;
         let (jobs, inbox) = mpsc::sync_channel::<Batch>(max_in_flight);
         let (done, results) = mpsc::channel();
-        let (spare, spares) = mpsc::channel();
+        let (spare, spares) = mpsc::sync_channel(max_in_flight + OWN_WAITING_MAX + 1);
         let inbox = Arc::new(Mutex::new(inbox));
         let spares = Arc::new(Mutex::new(spares));
-        for _ in 0..threads {
+        for _ in 0..workers {
             let (inbox, spares, done) = (Arc::clone(&inbox), Arc::clone(&spares), done.clone());
             scope.spawn(move || {
                 // Each lock is held only to take one item.
                 let next = || inbox.lock().ok()?.recv().ok();
-                let buffer = || spares.lock().ok()?.try_recv().ok();
+                let buffer = || take_spare(&spares);
                 while let Some(batch) = next() {
                     let text = buffer().unwrap_or_default();
                     if done.send(write_batch(batch, text, work)).is_err() {
@@ -138,12 +156,15 @@ impl JsonWorkers {
             jobs: Some(jobs),
             results,
             spare,
+            spares,
             batch: Batch::default(),
             batch_exchanges: batch_exchanges.max(1),
             in_flight: 0,
             max_in_flight,
+            out_bytes: 0,
             waiting: BTreeMap::new(),
             next_to_write: 0,
+            work,
         }
     }
 
@@ -167,6 +188,7 @@ impl JsonWorkers {
         }
         // Whatever is ready meanwhile.
         while let Ok(done) = self.results.try_recv() {
+            self.in_flight -= 1;
             self.write_in_order(done, out, keep)?;
         }
         Ok(())
@@ -198,6 +220,7 @@ impl JsonWorkers {
         let Ok(done) = self.results.recv() else {
             return Err(io::Error::other("a --json worker thread stopped"));
         };
+        self.in_flight -= 1;
         self.write_in_order(done, out, keep)
     }
 
@@ -206,8 +229,13 @@ impl JsonWorkers {
         out: &mut JsonWriter<'_>,
         keep: &mut dyn FnMut(&Exchange),
     ) -> io::Result<()> {
-        // Wait for the oldest batches while too many are out.
-        while self.in_flight >= self.max_in_flight {
+        // While the workers hold all they may, the reading thread writes
+        // batches itself, as many as may wait for an older one; then it
+        // waits for the oldest.
+        while self.in_flight > 0
+            && (self.in_flight >= self.max_in_flight && self.waiting.len() >= OWN_WAITING_MAX
+                || self.out_bytes >= OUT_BYTES_MAX)
+        {
             self.wait_for_one(out, keep)?;
         }
         let number = self.batch.number;
@@ -215,9 +243,16 @@ impl JsonWorkers {
             &mut self.batch,
             Batch {
                 number: number + 1,
-                ..Batch::default()
+                exchanges: Vec::with_capacity(self.batch_exchanges),
+                bytes: 0,
             },
         );
+        self.out_bytes += batch.bytes;
+        if self.in_flight >= self.max_in_flight {
+            let text = take_spare(&self.spares).unwrap_or_default();
+            let done = write_batch(batch, text, self.work);
+            return self.write_in_order(done, out, keep);
+        }
         let sent = self
             .jobs
             .as_ref()
@@ -238,7 +273,7 @@ impl JsonWorkers {
         self.waiting.insert(done.number, done);
         while let Some(done) = self.waiting.remove(&self.next_to_write) {
             self.next_to_write += 1;
-            self.in_flight -= 1;
+            self.out_bytes -= done.bytes;
             for (exchange, kept) in &done.exchanges {
                 if *kept {
                     keep(exchange);
@@ -257,12 +292,20 @@ impl JsonWorkers {
             let mut text = done.text;
             if text.capacity() <= SPARE_MAX {
                 text.clear();
-                // Workers that have stopped need no buffers.
-                let _ = self.spare.send(text);
+                // A full pool, or workers that have stopped, need no more.
+                let _ = self.spare.try_send(text);
             }
         }
         Ok(())
     }
+}
+
+/// The pool of text buffers, shared by the workers and the reading thread.
+type Spares = Arc<Mutex<Receiver<Vec<u8>>>>;
+
+/// A text buffer from the pool, if it holds one.
+fn take_spare(spares: &Spares) -> Option<Vec<u8>> {
+    spares.lock().ok()?.try_recv().ok()
 }
 
 /// A worker's job: the batch's exchanges the filter keeps, as NDJSON,
@@ -295,6 +338,7 @@ fn write_batch(batch: Batch, text: Vec<u8>, work: Work<'_>) -> Done {
     }
     Done {
         number: batch.number,
+        bytes: batch.bytes,
         text: json.into_bytes(),
         direct,
         exchanges,

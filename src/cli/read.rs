@@ -60,8 +60,8 @@ pub struct Args {
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
-    /// Threads that decode bodies into --json output, beside the one
-    /// reading the capture (default: the cores available, at most 4). With
+    /// Threads that decode bodies into --json output, the one reading the
+    /// capture included (default: the cores available, at most 4). With
     /// 1, or when stdout is a terminal, the reading thread does it all;
     /// the output is the same either way.
     #[arg(long, value_name = "N")]
@@ -76,7 +76,7 @@ pub struct Args {
     json_direct_min: usize,
 }
 
-/// Most --json worker threads started by default.
+/// Most threads --json decodes on by default, the reading thread included.
 const DEFAULT_MAX_THREADS: usize = 4;
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -126,9 +126,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // A terminal sees each line as it comes; a pipe gets full buffers.
     let interactive = std::io::stdout().is_terminal();
-    // NDJSON for a pipe is decoded on worker threads: the session then
-    // reads headers only, and the workers decode the bodies as it would
-    // have.
+    // NDJSON for a pipe is decoded on worker threads and the reading
+    // thread: the session then reads headers only, and the bodies are
+    // decoded in batches as it would have.
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_THREADS))
     });
@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (report, failed) = std::thread::scope(|scope| {
         let mut workers =
-            on_workers.then(|| JsonWorkers::start(scope, threads, args.json_batch, work));
+            on_workers.then(|| JsonWorkers::start(scope, threads - 1, args.json_batch, work));
         let mut on_exchange = |exchange: Exchange, first_ns: i64| -> std::io::Result<()> {
             if let Some(workers) = workers.as_mut() {
                 return workers.push(exchange, first_ns, &mut json, &mut keep);
