@@ -15,9 +15,9 @@
 # (one in four lz4): about half the bytes in small frames, half in large
 # batches. Its versions are ones tshark 4.0 dissects completely.
 #
-# What is timed (each command RUNS times, the run with the least CPU time
-# kept, output to /dev/null, under /usr/bin/time for wall time, CPU time
-# and peak RSS):
+# What is timed (each command RUNS times, output to /dev/null, under
+# /usr/bin/time for wall time, CPU time and peak RSS; the least wall time
+# and the least CPU time of the runs are kept, each on its own):
 #   summary:  kwire read FILE          vs  tshark -r FILE -d tcp.port==9092,kafka
 #   decode:   kwire read --json FILE   vs  tshark -V ... on the first
 #             PREFIX_MB MB of the same file (editcap -r): tshark -V on
@@ -71,16 +71,17 @@ echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 
 echo
 
 # run LABEL FILE COMMAND...: times COMMAND (stdout to /dev/null) RUNS
-# times and prints one row for the run with the least CPU time (a busy or
-# virtual machine adds noise, never speed); sets WALL and CPU from that
-# run and RSS_MB, the largest peak of all runs.
+# times and prints one row with the least wall time and the least CPU
+# time of the runs (a busy or virtual machine adds noise, never speed;
+# with several threads the two need not come from the same run); sets
+# WALL and CPU to them and RSS_MB to the largest peak of all runs.
 run() {
     local label=$1 file=$2
     shift 2
     local bytes times wall user sys rss cpu
     bytes=$(stat -c %s "$file")
     times=$WORK/time.txt
-    CPU="" RSS_MB=0
+    CPU="" WALL="" RSS_MB=0
     for ((round = 0; round < RUNS; round++)); do
         if ! /usr/bin/time -f '%e %U %S %M' -o "$times" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
             echo "read_vs_tshark: failed: $*" >&2
@@ -90,7 +91,10 @@ run() {
         read -r wall user sys rss <"$times"
         cpu=$(echo "$user + $sys" | bc -l)
         if [[ -z $CPU ]] || (($(echo "$cpu < $CPU" | bc -l))); then
-            CPU=$cpu WALL=$wall
+            CPU=$cpu
+        fi
+        if [[ -z $WALL ]] || (($(echo "$wall < $WALL" | bc -l))); then
+            WALL=$wall
         fi
         rss=$((rss / 1024))
         ((rss > RSS_MB)) && RSS_MB=$rss
