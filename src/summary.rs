@@ -156,6 +156,16 @@ fn add_partitions(listed: &mut Partitions, partitions: &[i32]) {
 }
 
 impl RecordTally {
+    /// What a record set counts for.
+    pub fn of(records: &RecordSet) -> RecordTally {
+        RecordTally {
+            batches: records.batches.len() as u64,
+            records: records.record_count() as u64,
+            bytes: records.raw.len() as u64,
+            bad_crc: records.crc_mismatches() as u64,
+        }
+    }
+
     fn add(&mut self, other: &RecordTally) {
         self.batches += other.batches;
         self.records += other.records;
@@ -269,14 +279,6 @@ impl Summary {
             |(probe, index)| (probe.as_str(), *index).cmp(&(topic, partition)),
             || (topic.into(), partition),
         )
-    }
-
-    fn tally(&mut self, topic: &str, partition: i32, records: &RecordSet) {
-        let tally = self.tally_for(topic, partition);
-        tally.batches += records.batches.len() as u64;
-        tally.records += records.record_count() as u64;
-        tally.bytes += records.raw.len() as u64;
-        tally.bad_crc += records.crc_mismatches() as u64;
     }
 
     /// `orders[0,1] payments[3]`, then records and errors.
@@ -529,6 +531,12 @@ impl Gatherer {
     /// A record set, counted against the nearest topic and the current
     /// struct's partition.
     pub fn records(&mut self, records: &RecordSet) {
+        self.record_tally(&RecordTally::of(records));
+    }
+
+    /// What a record set counts for ([`RecordTally::of`]), counted as
+    /// [`Gatherer::records`] counts the set.
+    pub fn record_tally(&mut self, tally: &RecordTally) {
         let open = self.frames.get(..self.depth).unwrap_or_default();
         let (topic, partition) = match nearest_topic(open) {
             Some(topic) => {
@@ -537,7 +545,7 @@ impl Gatherer {
             }
             None => ("?", -1),
         };
-        self.summary.tally(topic, partition, records);
+        self.summary.tally_for(topic, partition).add(tally);
     }
 
     /// Replays a decoded struct as the codec would walk it.

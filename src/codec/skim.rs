@@ -20,7 +20,7 @@ use std::rc::Rc;
 use super::{decode_records, read_fixed, read_int, read_length, RecordsMode, SKIM_KEEPS};
 use crate::hashing::PlainHashing;
 use crate::json::{JsonSink, Key};
-use crate::records::Budget;
+use crate::records::{Budget, RecordSet};
 use crate::schema::{FieldType, StructSpec};
 use crate::summary::{asks_for_array, number_role, topic_rank, Gatherer, NumberRole};
 use crate::value::{Struct, Value};
@@ -303,6 +303,16 @@ impl<S: JsonSink> Skim<'_, S> {
                     let len = reader.check_length(len).ok()?;
                     let data = reader.take(len).ok()?;
                     if *records {
+                        // Counted from the batch headers when nothing is
+                        // to be shown of them.
+                        let headers_only = !S::KEEPS && self.records == RecordsMode::HeadersOnly;
+                        if let Some(tally) = headers_only
+                            .then(|| RecordSet::tally_headers(&data))
+                            .flatten()
+                        {
+                            self.gather.record_tally(&tally);
+                            continue;
+                        }
                         let records = decode_records(data, self.records, self.budget);
                         self.gather.records(&records);
                         if S::KEEPS {

@@ -24,8 +24,11 @@ use super::{Batch, ControlRecord, ControlType, HeaderSpan, Record, Span};
 
 /// Bytes before the records: the whole fixed header.
 pub const V2_HEADER: usize = 61;
-/// The CRC covers everything from the attributes on.
+/// Where the CRC is, and where what it covers starts: the attributes.
+const CRC_AT: usize = 17;
 const CRC_START: usize = 21;
+/// Where the records count is.
+const RECORD_COUNT_AT: usize = 57;
 /// The smallest record: length, attributes, timestamp delta, offset delta,
 /// key length, value length and headers count, one byte each.
 const MIN_RECORD: usize = 7;
@@ -46,8 +49,7 @@ fn read_checked(raw: &Bytes, start: usize, end: usize, index: usize) -> (Batch, 
         b.error(index, e);
         return (b, false);
     }
-    let covered = raw.get(start + CRC_START..end).unwrap_or_default();
-    b.crc_computed = crc32c::crc32c(covered);
+    b.crc_computed = computed_crc(raw, start, end);
     b.crc_ok = b.crc_computed == b.crc;
     b.crc_checked = true;
     if !b.crc_ok {
@@ -107,6 +109,28 @@ pub fn decode(raw: &Bytes, start: usize, end: usize, index: usize, budget: &mut 
     let data = b.data.clone();
     decode_records(&data, &mut b, index, origin, place);
     b
+}
+
+/// The CRC-32C of what the CRC of the magic 2 entry at `raw[start..end]`
+/// covers.
+fn computed_crc(raw: &[u8], start: usize, end: usize) -> u32 {
+    crc32c::crc32c(raw.get(start + CRC_START..end).unwrap_or_default())
+}
+
+/// The records count the header of the magic 2 entry at `raw[start..end]`
+/// (already framed) states, as [`Batch::count`] takes it for a batch whose
+/// header only is read (a negative count is none), and whether its CRC
+/// matches: what [`decode_header`] finds out for a summary, without a
+/// [`Batch`].
+pub fn count_and_check(raw: &[u8], start: usize, end: usize) -> (usize, bool) {
+    let field = |at: usize| -> [u8; 4] {
+        raw.get(start + at..start + at + 4)
+            .and_then(|bytes| bytes.try_into().ok())
+            .unwrap_or_default()
+    };
+    let count = usize::try_from(i32::from_be_bytes(field(RECORD_COUNT_AT))).unwrap_or(0);
+    let crc_ok = u32::from_be_bytes(field(CRC_AT)) == computed_crc(raw, start, end);
+    (count, crc_ok)
 }
 
 fn read_header(c: &mut Cursor<'_>, b: &mut Batch) -> Result<(), FieldError> {

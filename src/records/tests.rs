@@ -1061,3 +1061,44 @@ fn throughput() {
         );
     }
 }
+
+#[test]
+fn tallies_from_headers_are_what_decoding_the_headers_counts() {
+    let raw = build(json!([
+        {"records": sample_records()},
+        {"compression": "gzip", "records": sample_records()},
+        {"crc": 12345, "records": [{"value": "bad"}]},
+        {"compression": "zstd", "records": [{"value": "z"}]},
+    ]))
+    .raw;
+    let counted = |bytes: &[u8]| {
+        let set = RecordSet::decode_headers_within(
+            Bytes::copy_from_slice(bytes),
+            &mut Budget::new(1 << 20),
+        );
+        crate::summary::RecordTally::of(&set)
+    };
+    let whole = RecordSet::tally_headers(&raw).expect("magic 2 batches are tallied");
+    assert_eq!(whole, counted(&raw));
+    assert_eq!((whole.batches, whole.bad_crc), (4, 1));
+    // Damage of every kind: whenever the headers are tallied, the counts
+    // are the decoded ones; a set that cannot be tallied is decoded.
+    let mut tallied = 0;
+    let mut check = |bytes: Vec<u8>| {
+        if let Some(tally) = RecordSet::tally_headers(&bytes) {
+            assert_eq!(tally, counted(&bytes), "{bytes:02x?}");
+            tallied += 1;
+        }
+    };
+    for i in 0..raw.len() {
+        for x in [0x01u8, 0x80, 0xff] {
+            let mut m = raw.to_vec();
+            m[i] ^= x;
+            check(m);
+        }
+        check(raw[..i].to_vec());
+    }
+    assert!(tallied > 3 * raw.len(), "only {tallied} tallied");
+    // Legacy entries state no count of their messages: decoded instead.
+    assert_eq!(RecordSet::tally_headers(&mixed_set()), None);
+}
