@@ -16,8 +16,10 @@
 # batches. Its versions are ones tshark 4.0 dissects completely.
 #
 # What is timed (each command RUNS times, output to /dev/null, under
-# /usr/bin/time for wall time, CPU time and peak RSS; the least wall time
-# and the least CPU time of the runs are kept, each on its own):
+# /usr/bin/time for CPU time and peak RSS, with the shell's microsecond
+# clock for wall time, as time's own is in hundredths and a run on the
+# prefix takes a few of them; the least wall time and the least CPU time
+# of the runs are kept, each on its own):
 #   summary:  kwire read FILE          vs  tshark -r FILE -d tcp.port==9092,kafka
 #   decode:   kwire read --json FILE   vs  tshark -V ... on the first
 #             PREFIX_MB MB of the same file (editcap -r): tshark -V on
@@ -78,17 +80,19 @@ echo
 run() {
     local label=$1 file=$2
     shift 2
-    local bytes times wall user sys rss cpu
+    local bytes times start wall user sys rss cpu
     bytes=$(stat -c %s "$file")
     times=$WORK/time.txt
     CPU="" WALL="" RSS_MB=0
     for ((round = 0; round < RUNS; round++)); do
-        if ! /usr/bin/time -f '%e %U %S %M' -o "$times" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
+        start=$EPOCHREALTIME
+        if ! /usr/bin/time -f '%U %S %M' -o "$times" "$@" >/dev/null 2>"$WORK/stderr.txt"; then
             echo "read_vs_tshark: failed: $*" >&2
             cat "$WORK/stderr.txt" >&2
             exit 1
         fi
-        read -r wall user sys rss <"$times"
+        wall=$(echo "$EPOCHREALTIME - $start" | bc -l)
+        read -r user sys rss <"$times"
         cpu=$(echo "$user + $sys" | bc -l)
         if [[ -z $CPU ]] || (($(echo "$cpu < $CPU" | bc -l))); then
             CPU=$cpu
@@ -101,7 +105,7 @@ run() {
     done
     awk -v l="$label" -v b="$bytes" -v w="$WALL" -v c="$CPU" -v r="$RSS_MB" 'BEGIN {
         mb = b / 1e6
-        printf "  %-42s %8.1f MB %8.2f s %9.1f MB/s %9.1f cpu MB/s %7d MB RSS\n",
+        printf "  %-42s %8.1f MB %8.3f s %9.1f MB/s %9.1f cpu MB/s %7d MB RSS\n",
             l, mb, w, mb / (w > 0 ? w : 0.001), mb / (c > 0 ? c : 0.001), r
     }'
 }
