@@ -796,6 +796,12 @@ fn every_byte_mutated_or_truncated_never_panics() {
         let _ = serde_json::to_string(&set).unwrap();
         let _ = set.problems().count() + set.record_count();
     };
+    each_damaged(&raw, check);
+}
+
+/// Hands `check` every copy of `raw` with one byte flipped (three ways)
+/// and every prefix and suffix of it.
+fn each_damaged(raw: &[u8], mut check: impl FnMut(Vec<u8>)) {
     for i in 0..raw.len() {
         for x in [0x01u8, 0x80, 0xff] {
             let mut m = raw.to_vec();
@@ -1084,20 +1090,12 @@ fn tallies_from_headers_are_what_decoding_the_headers_counts() {
     // Damage of every kind: whenever the headers are tallied, the counts
     // are the decoded ones; a set that cannot be tallied is decoded.
     let mut tallied = 0;
-    let mut check = |bytes: Vec<u8>| {
+    each_damaged(&raw, |bytes| {
         if let Some(tally) = RecordSet::tally_headers(&bytes) {
             assert_eq!(tally, counted(&bytes), "{bytes:02x?}");
             tallied += 1;
         }
-    };
-    for i in 0..raw.len() {
-        for x in [0x01u8, 0x80, 0xff] {
-            let mut m = raw.to_vec();
-            m[i] ^= x;
-            check(m);
-        }
-        check(raw[..i].to_vec());
-    }
+    });
     assert!(tallied > 3 * raw.len(), "only {tallied} tallied");
     // Legacy entries state no count of their messages: decoded instead.
     assert_eq!(RecordSet::tally_headers(&mixed_set()), None);
