@@ -234,11 +234,21 @@ impl Summary {
             && self.topics.values().all(SmallVec::is_empty);
         if names_only {
             later.merge(&self);
-            later
-        } else {
-            self.merge(&later);
-            self
+            return later;
         }
+        // What this one lacks is taken from `later` as it is: merged into
+        // nothing it would come out the same (its entries are each once).
+        if self.topics.is_empty() {
+            std::mem::swap(&mut self.topics, &mut later.topics);
+        }
+        if self.records.is_empty() {
+            std::mem::swap(&mut self.records, &mut later.records);
+        }
+        if self.errors.is_empty() {
+            std::mem::swap(&mut self.errors, &mut later.errors);
+        }
+        self.merge(&later);
+        self
     }
 
     pub fn record_count(&self) -> u64 {
@@ -651,4 +661,65 @@ fn is_error_field(name: &str) -> bool {
     };
     bytes.get(head..) == Some(SUFFIX.as_slice())
         && (head == 0 || bytes.get(head - 1) == Some(&b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A summary naming `topics` (each with its partitions), with a tally
+    /// of `records` for each (topic, partition) in `tallied`, and `errors`.
+    fn summary(
+        topics: &[(&str, &[i32])],
+        tallied: &[(&str, i32)],
+        records: u64,
+        errors: &[i16],
+    ) -> Summary {
+        let mut summary = Summary::default();
+        for (topic, partitions) in topics {
+            summary.note_partitions(topic, partitions);
+        }
+        for (topic, partition) in tallied {
+            summary.tally_for(topic, *partition).add(&RecordTally {
+                batches: 1,
+                records,
+                bytes: 10 * records,
+                bad_crc: 0,
+            });
+        }
+        for code in errors {
+            summary.note_error(*code);
+        }
+        summary
+    }
+
+    #[test]
+    fn then_is_merge_without_the_copies() {
+        let kinds = [
+            Summary::default(),
+            summary(&[("orders", &[])], &[], 0, &[]),
+            summary(&[("orders", &[0])], &[], 0, &[]),
+            summary(&[("orders", &[0, 1])], &[("orders", 0)], 5, &[]),
+            summary(
+                &[("orders", &[1]), ("audit", &[3])],
+                &[("audit", 3)],
+                2,
+                &[3],
+            ),
+            summary(&[], &[("?", -1)], 7, &[]),
+            summary(&[("payments", &[2])], &[], 0, &[6, 3]),
+            summary(&[], &[], 0, &[3]),
+        ];
+        for first in &kinds {
+            for later in &kinds {
+                let mut merged = first.clone();
+                merged.merge(later);
+                assert_eq!(
+                    first.clone().then(later.clone()),
+                    merged,
+                    "{first:?} then {later:?}"
+                );
+            }
+        }
+    }
 }
