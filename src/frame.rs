@@ -13,7 +13,7 @@ use crate::codec::{
 use crate::schema::{self, ApiSpec, MessageSpec};
 use crate::summary::Summary;
 use crate::value::Struct;
-use crate::wire::Reader;
+use crate::wire::{read_i16, Reader};
 
 /// The size of the length prefix that starts every frame.
 pub const LENGTH_PREFIX: usize = 4;
@@ -256,18 +256,6 @@ pub fn decode_response_into(
             };
         }
     }
-}
-
-/// The big-endian `i32` at `at` in `bytes`, if they reach that far.
-pub(crate) fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    let raw = bytes.get(at..at + 4)?;
-    Some(i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
-}
-
-/// The big-endian `i16` at `at` in `bytes`, if they reach that far.
-pub(crate) fn read_i16(bytes: &[u8], at: usize) -> Option<i16> {
-    let raw = bytes.get(at..at + 2)?;
-    Some(i16::from_be_bytes([raw[0], raw[1]]))
 }
 
 /// Kafka's UNSUPPORTED_VERSION error code.

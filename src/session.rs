@@ -54,13 +54,13 @@ use bytes::{Bytes, BytesMut};
 use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
 use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
 use crate::exchange::{Exchange, ExchangeState, Message, PacketList};
-use crate::frame::{self, read_i16, read_i32, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
+use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
 use crate::hashing::PlainHashing;
 use crate::reassembly::{EventKind, Reassembler, ReassemblyLimits, Side, StreamEvent};
 use crate::sasl::{self, SaslExchange, SaslFraming, SaslMessage, Sender};
 use crate::schema::{self, SASL_AUTHENTICATE_KEY, SASL_HANDSHAKE_KEY};
 use crate::value::{Struct, Value};
-use crate::wire::WireErrorKind;
+use crate::wire::{read_i16, read_i32, WireErrorKind};
 
 /// Requests waiting for a response, per connection. Kafka clients keep a
 /// handful in flight (`max.in.flight.requests.per.connection`, 5 by

@@ -32,6 +32,18 @@ pub struct WireError {
 
 pub type WireResult<T> = Result<T, WireError>;
 
+/// The big-endian `i32` at `at` in `bytes`, if they reach that far.
+pub(crate) fn read_i32(bytes: &[u8], at: usize) -> Option<i32> {
+    let raw = bytes.get(at..at + 4)?;
+    Some(i32::from_be_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+/// The big-endian `i16` at `at` in `bytes`, if they reach that far.
+pub(crate) fn read_i16(bytes: &[u8], at: usize) -> Option<i16> {
+    let raw = bytes.get(at..at + 2)?;
+    Some(i16::from_be_bytes([raw[0], raw[1]]))
+}
+
 /// A cursor over a byte buffer. Sub-readers share the buffer (`Bytes` is
 /// reference counted) and keep absolute offsets, so a nested parser cannot
 /// read past its bounds and still reports where it failed in the frame.

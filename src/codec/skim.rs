@@ -305,13 +305,11 @@ impl<S: JsonSink> Skim<'_, S> {
                     if *records {
                         // Counted from the batch headers when nothing is
                         // to be shown of them.
-                        let headers_only = !S::KEEPS && self.records == RecordsMode::HeadersOnly;
-                        if let Some(tally) = headers_only
-                            .then(|| RecordSet::tally_headers(&data))
-                            .flatten()
-                        {
-                            self.gather.record_tally(&tally);
-                            continue;
+                        if !S::KEEPS && self.records == RecordsMode::HeadersOnly {
+                            if let Some(tally) = RecordSet::tally_headers(&data) {
+                                self.gather.record_tally(&tally);
+                                continue;
+                            }
                         }
                         let records = decode_records(data, self.records, self.budget);
                         self.gather.records(&records);

@@ -21,6 +21,7 @@ use super::cursor::{
 };
 use super::encode::{BatchSpec, RecordSpec};
 use super::{Batch, ControlRecord, ControlType, HeaderSpan, Record, Span};
+use crate::wire::read_i32;
 
 /// Bytes before the records: the whole fixed header.
 pub const V2_HEADER: usize = 61;
@@ -123,14 +124,11 @@ fn computed_crc(raw: &[u8], start: usize, end: usize) -> u32 {
 /// matches: what [`decode_header`] finds out for a summary, without a
 /// [`Batch`].
 pub fn count_and_check(raw: &[u8], start: usize, end: usize) -> (usize, bool) {
-    let field = |at: usize| -> [u8; 4] {
-        raw.get(start + at..start + at + 4)
-            .and_then(|bytes| bytes.try_into().ok())
-            .unwrap_or_default()
-    };
-    let count = usize::try_from(i32::from_be_bytes(field(RECORD_COUNT_AT))).unwrap_or(0);
-    let crc_ok = u32::from_be_bytes(field(CRC_AT)) == computed_crc(raw, start, end);
-    (count, crc_ok)
+    let count = read_i32(raw, start + RECORD_COUNT_AT)
+        .and_then(|count| usize::try_from(count).ok())
+        .unwrap_or(0);
+    let crc = read_i32(raw, start + CRC_AT).map(|crc| u32::from_be_bytes(crc.to_be_bytes()));
+    (count, crc == Some(computed_crc(raw, start, end)))
 }
 
 fn read_header(c: &mut Cursor<'_>, b: &mut Batch) -> Result<(), FieldError> {
