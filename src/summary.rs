@@ -126,7 +126,14 @@ impl<K, V> Listing<K, V> {
     where
         V: Default,
     {
-        let at = match self.find(order) {
+        // Keys mostly come in order, one after another: then the last
+        // entry tells where a key goes, with no search.
+        let at = match self.0.last().map(|(last, _)| order(last)) {
+            None | Some(Ordering::Less) => Err(self.0.len()),
+            Some(Ordering::Equal) => Ok(self.0.len() - 1),
+            Some(Ordering::Greater) => self.find(order),
+        };
+        let at = match at {
             Ok(at) => at,
             Err(at) => {
                 self.0.insert(at, (key(), V::default()));
@@ -148,6 +155,13 @@ impl<'a, K, V> IntoIterator for &'a Listing<K, V> {
 
 /// Adds to `listed` the partitions it does not hold yet, in order.
 fn add_partitions(listed: &mut Partitions, partitions: &[i32]) {
+    // The common case: a topic listed for the first time, its partitions
+    // in increasing order, so none is repeated.
+    if listed.is_empty() && partitions.windows(2).all(|pair| pair[0] < pair[1]) {
+        listed.extend_from_slice(partitions);
+        return;
+    }
+    listed.reserve(partitions.len());
     for partition in partitions {
         if !listed.contains(partition) {
             listed.push(*partition);
@@ -691,6 +705,64 @@ mod tests {
             summary.note_error(*code);
         }
         summary
+    }
+
+    /// Every list of up to four partitions from 0..3, repeats and all.
+    fn partition_lists() -> Vec<Vec<i32>> {
+        let mut lists = vec![Vec::new()];
+        for _ in 0..4 {
+            let longer: Vec<Vec<i32>> = lists
+                .iter()
+                .filter(|list| list.len() == lists.last().map_or(0, Vec::len))
+                .flat_map(|list| {
+                    (0..3).map(move |partition| [list.as_slice(), &[partition]].concat())
+                })
+                .collect();
+            lists.extend(longer);
+        }
+        lists
+    }
+
+    #[test]
+    fn partitions_are_added_once_each_in_order_of_appearance() {
+        let lists = partition_lists();
+        for listed in &lists {
+            for added in &lists {
+                let mut expected: Vec<i32> = Vec::new();
+                for partition in listed.iter().chain(added) {
+                    if !expected.contains(partition) {
+                        expected.push(*partition);
+                    }
+                }
+                let mut partitions = Partitions::new();
+                add_partitions(&mut partitions, listed);
+                add_partitions(&mut partitions, added);
+                assert_eq!(partitions.as_slice(), expected, "{listed:?} then {added:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn topics_are_listed_by_name_in_any_order_they_come() {
+        let names = ["a", "b", "c"];
+        for list in partition_lists() {
+            let mut summary = Summary::default();
+            let mut expected = std::collections::BTreeMap::new();
+            for (at, index) in list.iter().enumerate() {
+                let name = names[*index as usize];
+                summary.note_partitions(name, &[at as i32]);
+                expected
+                    .entry(name)
+                    .or_insert_with(Vec::new)
+                    .push(at as i32);
+            }
+            let listed: Vec<(&str, Vec<i32>)> = summary
+                .topics
+                .iter()
+                .map(|(name, partitions)| (name.as_str(), partitions.to_vec()))
+                .collect();
+            assert_eq!(listed, expected.into_iter().collect::<Vec<_>>(), "{list:?}");
+        }
     }
 
     #[test]
