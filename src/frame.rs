@@ -286,7 +286,8 @@ fn decode_frame(
         body: None,
         body_start: usize::MAX,
         trailing: Bytes::new(),
-        raw: frame.clone(),
+        // The reader's bytes, given back when it is done.
+        raw: Bytes::new(),
         size,
         error: None,
         violations: Vec::new(),
@@ -369,6 +370,7 @@ fn decode_frame(
             }
         }
     }
+    decoded.raw = reader.into_bytes();
     // The context is only written where a problem needs it: most frames
     // have none, and formatting it for each would cost more than decoding
     // a small frame.

@@ -51,7 +51,7 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
+use crate::capture::{into_tcp, CaptureError, CaptureReader, LinkType, SkipReason, TcpSegment};
 use crate::codec::{DecodeErrorKind, DecodeOptions, RecordsMode};
 use crate::exchange::{Exchange, ExchangeState, Message, PacketList};
 use crate::frame::{self, DecodedFrame, Deframe, Direction, LENGTH_PREFIX};
@@ -276,9 +276,10 @@ pub fn read_capture_with(
                 progress.packets += 1;
                 progress.bytes += u64::from(packet.caplen);
                 progress.first_ts_ns.get_or_insert(packet.ts_ns);
-                match parse_tcp(link_type, &packet) {
+                let snapped = packet.caplen < packet.origlen;
+                match into_tcp(link_type, packet) {
                     Ok(segment) => analyzer.push_segment(segment, &mut out),
-                    Err(_) if packet.caplen < packet.origlen => analyzer.note_truncated(),
+                    Err(_) if snapped => analyzer.note_truncated(),
                     Err(reason) => analyzer.note_skipped(&reason),
                 }
             }

@@ -140,6 +140,11 @@ impl Reader {
         Ok(Reader::at(self.take(len)?, origin))
     }
 
+    /// All the bytes the reader was given, read or not.
+    pub fn into_bytes(self) -> Bytes {
+        self.data
+    }
+
     /// Takes everything that is left.
     pub fn take_rest(&mut self) -> Bytes {
         let start = self.pos;

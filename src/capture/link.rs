@@ -10,8 +10,9 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, LenSource, TransportSlice};
 
 use super::{LinkType, RawPacket};
@@ -88,6 +89,35 @@ const ARPHRD_NETLINK: u16 = 824;
 
 /// Parses the headers of one packet down to TCP.
 pub fn parse_tcp(link: LinkType, packet: &RawPacket) -> Result<TcpSegment, SkipReason> {
+    into_tcp(link, packet.clone())
+}
+
+/// [`parse_tcp`] for a packet that is done with: its segment's payload is
+/// the packet's own view of its bytes, narrowed, rather than a second one
+/// (each view costs an atomic count up and down).
+pub fn into_tcp(link: LinkType, packet: RawPacket) -> Result<TcpSegment, SkipReason> {
+    let (mut segment, payload) = tcp_headers(link, &packet)?;
+    segment.payload = narrowed(packet.data, payload);
+    Ok(segment)
+}
+
+/// `data` cut to `range`; a range that runs to its end (nearly every
+/// payload) costs no second view.
+fn narrowed(mut data: Bytes, range: Range<usize>) -> Bytes {
+    if range.end == data.len() {
+        data.advance(range.start);
+        data
+    } else {
+        data.slice(range)
+    }
+}
+
+/// The segment a packet carries, its payload left empty, and where that
+/// payload lies in the packet.
+fn tcp_headers(
+    link: LinkType,
+    packet: &RawPacket,
+) -> Result<(TcpSegment, Range<usize>), SkipReason> {
     if link == LinkType::Ethernet {
         if let Some(segment) = plain_ethernet_ipv4_tcp(packet) {
             return Ok(segment);
@@ -164,7 +194,7 @@ const TCP_ACK: u8 = 0x10;
 /// `None` for anything else (VLAN tags, options, IPv6, a snapped or damaged
 /// packet...), which etherparse then parses as it does every packet; what
 /// both accept they read the same.
-fn plain_ethernet_ipv4_tcp(packet: &RawPacket) -> Option<TcpSegment> {
+fn plain_ethernet_ipv4_tcp(packet: &RawPacket) -> Option<(TcpSegment, Range<usize>)> {
     let data: &[u8] = &packet.data;
     if be_u16(data, 12)? != ETHERTYPE_IPV4 {
         return None;
@@ -185,7 +215,7 @@ fn plain_ethernet_ipv4_tcp(packet: &RawPacket) -> Option<TcpSegment> {
     if header_len < TCP_MIN_LEN {
         return None;
     }
-    let payload = subslice(&packet.data, tcp.get(header_len..)?)?;
+    let payload = range_in(&packet.data, tcp.get(header_len..)?)?;
     let address = |at: usize| -> Option<IpAddr> {
         match ip.get(at..at + 4)? {
             &[a, b, c, d] => Some(IpAddr::from([a, b, c, d])),
@@ -199,7 +229,7 @@ fn plain_ethernet_ipv4_tcp(packet: &RawPacket) -> Option<TcpSegment> {
         }
     };
     let flags = *tcp.get(13)?;
-    Some(TcpSegment {
+    let segment = TcpSegment {
         packet: packet.index,
         ts_ns: packet.ts_ns,
         src: SocketAddr::new(address(12)?, be_u16(tcp, 0)?),
@@ -215,8 +245,9 @@ fn plain_ethernet_ipv4_tcp(packet: &RawPacket) -> Option<TcpSegment> {
         rst: flags & TCP_RST != 0,
         snapped: false,
         wire_len: u32::try_from(payload.len()).ok()?,
-        payload,
-    })
+        payload: Bytes::new(),
+    };
+    Some((segment, payload))
 }
 
 fn truncated_link(what: &str, need: usize, have: usize) -> SkipReason {
@@ -295,7 +326,7 @@ fn missing_ip_bytes(net: &LaxNetSlice<'_>, packet: &RawPacket) -> usize {
 fn segment_from(
     sliced: &LaxSlicedPacket<'_>,
     packet: &RawPacket,
-) -> Result<TcpSegment, SkipReason> {
+) -> Result<(TcpSegment, Range<usize>), SkipReason> {
     let net = match &sliced.net {
         Some(net) => net,
         None => {
@@ -332,7 +363,7 @@ fn segment_from(
             })
         }
     };
-    let payload = subslice(&packet.data, tcp.payload())
+    let payload = range_in(&packet.data, tcp.payload())
         .ok_or_else(|| SkipReason::Malformed("tcp payload outside the packet".to_string()))?;
     let missing = missing_ip_bytes(net, packet);
     let wire_len = payload
@@ -340,7 +371,7 @@ fn segment_from(
         .checked_add(missing)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| SkipReason::Malformed("tcp payload longer than 4 GiB".to_string()))?;
-    Ok(TcpSegment {
+    let segment = TcpSegment {
         packet: packet.index,
         ts_ns: packet.ts_ns,
         src: SocketAddr::new(src_ip, tcp.source_port()),
@@ -350,18 +381,16 @@ fn segment_from(
         syn: tcp.syn(),
         fin: tcp.fin(),
         rst: tcp.rst(),
-        payload,
+        payload: Bytes::new(),
         snapped: missing > 0,
         wire_len,
-    })
+    };
+    Ok((segment, payload))
 }
 
-/// `part` as a zero-copy slice of `whole`, if it lies inside it.
-fn subslice(whole: &Bytes, part: &[u8]) -> Option<Bytes> {
+/// Where `part` lies in `whole`, if it lies inside it.
+fn range_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
     let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
     let end = start.checked_add(part.len())?;
-    if end > whole.len() {
-        return None;
-    }
-    Some(whole.slice(start..end))
+    (end <= whole.len()).then_some(start..end)
 }

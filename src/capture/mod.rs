@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 
-pub use link::{parse_tcp, SkipReason, TcpSegment};
+pub use link::{into_tcp, parse_tcp, SkipReason, TcpSegment};
 use savefile::{Record, Stop};
 pub use writer::PcapWriter;
 

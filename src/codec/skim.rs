@@ -323,16 +323,25 @@ impl<S: JsonSink> Skim<'_, S> {
                         continue;
                     };
                     let len = reader.check_length(len).ok()?;
-                    let data = reader.take(len).ok()?;
-                    if *records {
-                        // Counted from the batch headers when nothing is
-                        // to be shown of them.
-                        if !S::KEEPS && self.records == RecordsMode::HeadersOnly {
-                            if let Some(tally) = RecordSet::tally_headers(&data) {
+                    if !S::KEEPS {
+                        // Nothing is shown: bytes are stepped over, and
+                        // record sets counted from their batch headers
+                        // where they can be, with no view taken of them.
+                        if !*records {
+                            reader.skip(len).ok()?;
+                            continue;
+                        }
+                        if self.records == RecordsMode::HeadersOnly {
+                            let tally = RecordSet::tally_headers(reader.rest().get(..len)?);
+                            if let Some(tally) = tally {
+                                reader.skip(len).ok()?;
                                 self.gather.record_tally(&tally);
                                 continue;
                             }
                         }
+                    }
+                    let data = reader.take(len).ok()?;
+                    if *records {
                         let records = decode_records(data, self.records, self.budget);
                         self.gather.records(&records);
                         if S::KEEPS {
