@@ -158,7 +158,8 @@ fn add_partitions(listed: &mut Partitions, partitions: &[i32]) {
     // The common case: a topic listed for the first time, its partitions
     // in increasing order, so none is repeated.
     if listed.is_empty() && partitions.windows(2).all(|pair| pair[0] < pair[1]) {
-        listed.extend_from_slice(partitions);
+        // One or a few: item by item, not through a memcpy call.
+        listed.extend(partitions.iter().copied());
         return;
     }
     listed.reserve(partitions.len());
