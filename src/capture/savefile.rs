@@ -431,7 +431,10 @@ impl Savefile {
         // (read_to_end would start at 8 KiB and double: four calls a
         // block), into the spare room without zeroing it first.
         while block.len() < capacity {
-            let room = block.spare_capacity_mut();
+            let wanted = capacity - block.len();
+            let Some(room) = block.spare_capacity_mut().get_mut(..wanted) else {
+                break;
+            };
             // SAFETY: read(2) writes at most `room.len()` bytes into
             // `room`, which the vector owns and does not use yet; it
             // returns how many it wrote, and only those are then counted
