@@ -69,30 +69,36 @@ impl Reader {
     }
 
     /// The absolute offset of the next byte.
+    #[inline]
     pub fn offset(&self) -> usize {
         self.origin + self.pos
     }
 
     /// Where the reader stands, to come back to with [`Reader::rewind`]:
     /// cheaper than a clone, which shares the bytes.
+    #[inline]
     pub fn mark(&self) -> usize {
         self.pos
     }
 
     /// Goes back to a [`Reader::mark`] of this reader.
+    #[inline]
     pub fn rewind(&mut self, mark: usize) {
         self.pos = mark.min(self.data.len());
     }
 
+    #[inline]
     pub fn remaining(&self) -> usize {
         self.data.len() - self.pos
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.remaining() == 0
     }
 
     /// The bytes not read yet, without consuming them.
+    #[inline]
     pub fn rest(&self) -> &[u8] {
         &self.data[self.pos..]
     }
@@ -104,6 +110,7 @@ impl Reader {
         }
     }
 
+    #[inline]
     fn slice(&mut self, len: usize) -> WireResult<&[u8]> {
         if len > self.remaining() {
             return Err(self.error(WireErrorKind::Truncated {
@@ -116,6 +123,7 @@ impl Reader {
         Ok(&self.data[start..self.pos])
     }
 
+    #[inline]
     fn array<const N: usize>(&mut self) -> WireResult<[u8; N]> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.slice(N)?);
@@ -128,6 +136,7 @@ impl Reader {
     }
 
     /// Takes `len` bytes without copying them.
+    #[inline]
     pub fn take(&mut self, len: usize) -> WireResult<Bytes> {
         let start = self.pos;
         self.slice(len)?;
@@ -152,42 +161,52 @@ impl Reader {
         self.data.slice(start..)
     }
 
+    #[inline]
     pub fn skip(&mut self, len: usize) -> WireResult<()> {
         self.slice(len).map(|_| ())
     }
 
+    #[inline]
     pub fn u8(&mut self) -> WireResult<u8> {
         Ok(self.array::<1>()?[0])
     }
 
+    #[inline]
     pub fn i8(&mut self) -> WireResult<i8> {
         Ok(i8::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn i16(&mut self) -> WireResult<i16> {
         Ok(i16::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn u16(&mut self) -> WireResult<u16> {
         Ok(u16::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn i32(&mut self) -> WireResult<i32> {
         Ok(i32::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn u32(&mut self) -> WireResult<u32> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn i64(&mut self) -> WireResult<i64> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn f64(&mut self) -> WireResult<f64> {
         Ok(f64::from_be_bytes(self.array()?))
     }
 
+    #[inline]
     pub fn uuid(&mut self) -> WireResult<[u8; 16]> {
         self.array()
     }
@@ -227,6 +246,7 @@ impl Reader {
 
     /// Checks that `claimed` bytes (or elements of at least one byte) can
     /// still follow, before anything is allocated for them.
+    #[inline]
     pub fn check_length(&self, claimed: u64) -> WireResult<usize> {
         match usize::try_from(claimed) {
             Ok(len) if len <= self.remaining() => Ok(len),
@@ -237,6 +257,7 @@ impl Reader {
         }
     }
 
+    #[inline]
     pub fn check_count(&self, claimed: u64) -> WireResult<usize> {
         match usize::try_from(claimed) {
             Ok(count) if count <= self.remaining() => Ok(count),

@@ -405,6 +405,16 @@ impl Savefile {
     /// (fewer only at its end): for record headers, which need no view of
     /// the block kept.
     fn read_small<const N: usize>(&mut self) -> Result<([u8; N], usize), String> {
+        // Nearly always whole in the block: copied as an array of known
+        // size (a few moves), not through a memcpy call.
+        if let Some(whole) = self
+            .block
+            .get(..N)
+            .and_then(|head| <[u8; N]>::try_from(head).ok())
+        {
+            self.block.advance(N);
+            return Ok((whole, N));
+        }
         if self.block.len() < N {
             self.refill(N)?;
         }

@@ -147,8 +147,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             kept.add(exchange);
         }
     };
-    // One line's text, reused for every line.
-    let mut line = String::new();
+    // Text lines, gathered here up to a buffer's worth (a terminal gets
+    // each as it comes) and then written in one go: no second copy into
+    // the writer's buffer.
+    let mut lines = String::new();
     let mut addresses = AddrCache::new();
     let work = Work {
         decode: &json_decode,
@@ -180,10 +182,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     json.flush()?;
                 }
             } else {
-                line.clear();
-                write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
-                line.push('\n');
-                stdout.write_all(line.as_bytes())?;
+                write_text_line(&mut lines, &mut addresses, &exchange, &summary, first_ns);
+                lines.push('\n');
+                if interactive || lines.len() >= OUTPUT_BUFFER {
+                    stdout.write_all(lines.as_bytes())?;
+                    lines.clear();
+                }
                 if interactive {
                     stdout.flush()?;
                 }
@@ -222,6 +226,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(error) = failed {
         return Err(error.into());
     }
+    stdout.write_all(lines.as_bytes())?;
     if args.stats {
         if args.json {
             serde_json::to_writer_pretty(&mut stdout, &stats.to_json(&report))
