@@ -2030,52 +2030,59 @@ impl Conn {
                 self.emit(earlier, out);
             }
         }
-        let position = 0;
-        let Some(mut exchange) = self.outstanding.remove(position) else {
+        // The exchange is completed where it waits and then moved out
+        // once: it is large, and each move is a copy.
+        let Some((api_key, api_version)) = self
+            .outstanding
+            .front()
+            .map(|exchange| (exchange.api_key, exchange.api_version))
+        else {
             return;
         };
-        let (options, json_later) = shared.decode_options(exchange.api_key);
+        let (options, json_later) = shared.decode_options(api_key);
         let mut message = decoded_message(cut.ts_ns, missing, |frame| {
-            frame::decode_response_into(
-                frame,
-                cut.bytes,
-                exchange.api_key,
-                exchange.api_version,
-                options,
-            );
+            frame::decode_response_into(frame, cut.bytes, api_key, api_version, options);
             frame.json_later = json_later;
         });
         let decoded = &message.frame;
         if decoded.error.is_some() && missing == 0 {
             shared.losses.undecodable_frames += 1;
         }
+        let mut server_token = None;
         if let Some(body) = &decoded.body {
             let ok = body.int("error_code") == Some(0);
-            match exchange.api_key {
+            match api_key {
                 schema::API_VERSIONS_KEY if ok => self.learn_versions(body),
-                SASL_HANDSHAKE_KEY if ok && exchange.api_version == 0 => {
-                    self.raw_sasl_version = Some(exchange.api_version);
+                SASL_HANDSHAKE_KEY if ok && api_version == 0 => {
+                    self.raw_sasl_version = Some(api_version);
                     self.raw_sasl = Some(RawSasl {
-                        version: exchange.api_version,
+                        version: api_version,
                         pending: VecDeque::new(),
                     });
                 }
                 SASL_AUTHENTICATE_KEY => {
-                    let token = auth_bytes(body)
-                        .map(|token| self.decode_token(Sender::Server, token, shared));
-                    if let Some(sasl) = &mut exchange.sasl {
-                        sasl.server = token;
-                    }
+                    server_token = Some(
+                        auth_bytes(body)
+                            .map(|token| self.decode_token(Sender::Server, token, shared)),
+                    );
                 }
                 _ => {}
             }
         }
         hide_secrets(&mut message.frame, shared.options.show_secrets);
+        let Some(exchange) = self.outstanding.front_mut() else {
+            return;
+        };
+        if let (Some(token), Some(sasl)) = (server_token, &mut exchange.sasl) {
+            sasl.server = token;
+        }
         exchange.response = Some(message);
         exchange.lost |= lost;
         exchange.state = ExchangeState::Complete;
         merge_packets(&mut exchange.packets, cut.packets);
-        self.emit(exchange, out);
+        exchange.settle_summary();
+        self.exchanges += 1;
+        out.extend(self.outstanding.pop_front());
     }
 
     /// A response whose request is not in the capture.
