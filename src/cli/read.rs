@@ -219,6 +219,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         (report, failed)
     });
+    // The lines gathered so far go out even when the capture then failed,
+    // as they would have line by line; not after a failed write.
+    let written = match failed {
+        None => stdout.write_all(lines.as_bytes()),
+        Some(_) => Ok(()),
+    };
     let report = report?;
     if let Some(progress) = progress.as_mut() {
         progress.finish();
@@ -226,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(error) = failed {
         return Err(error.into());
     }
-    stdout.write_all(lines.as_bytes())?;
+    written?;
     if args.stats {
         if args.json {
             serde_json::to_writer_pretty(&mut stdout, &stats.to_json(&report))
