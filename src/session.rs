@@ -1860,8 +1860,7 @@ impl Conn {
     }
 
     fn emit(&mut self, mut exchange: Exchange, out: &mut Vec<Exchange>) {
-        self.exchanges += 1;
-        exchange.settle_summary();
+        settle(&mut self.exchanges, &mut exchange);
         out.push(exchange);
     }
 
@@ -2080,8 +2079,7 @@ impl Conn {
         exchange.lost |= lost;
         exchange.state = ExchangeState::Complete;
         merge_packets(&mut exchange.packets, cut.packets);
-        exchange.settle_summary();
-        self.exchanges += 1;
+        settle(&mut self.exchanges, exchange);
         out.extend(self.outstanding.pop_front());
     }
 
@@ -2445,6 +2443,13 @@ const TREE_APIS: &[i16] = &[
 /// box that keeps it (a frame is large: moving it costs more than
 /// decoding a small one). Hide its secrets with [`hide_secrets`] once the
 /// Kafka layer has read it.
+/// What handing an exchange on does besides moving it: it is counted (in
+/// `exchanges`, its connection's count) and its summary settled.
+fn settle(exchanges: &mut u64, exchange: &mut Exchange) {
+    *exchanges += 1;
+    exchange.settle_summary();
+}
+
 fn decoded_message(
     ts_ns: i64,
     missing_bytes: u64,

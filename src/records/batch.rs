@@ -25,9 +25,10 @@ use crate::wire::read_i32;
 
 /// Bytes before the records: the whole fixed header.
 pub const V2_HEADER: usize = 61;
-/// Where the CRC is, and where what it covers starts: the attributes.
+/// Where the CRC is, and where what it covers starts: the attributes,
+/// right after it.
 const CRC_AT: usize = 17;
-const CRC_START: usize = 21;
+const CRC_START: usize = CRC_AT + 4;
 /// Where the records count is.
 const RECORD_COUNT_AT: usize = 57;
 /// The smallest record: length, attributes, timestamp delta, offset delta,
@@ -479,7 +480,7 @@ pub fn encode(spec: &BatchSpec, out: &mut Vec<u8>) -> Result<(), String> {
     out.extend_from_slice(&payload);
     let crc = spec
         .crc
-        .unwrap_or_else(|| crc32c::crc32c(out.get(start + CRC_START..).unwrap_or_default()));
+        .unwrap_or_else(|| computed_crc(out, start, out.len()));
     if let Some(slot) = out.get_mut(crc_at..crc_at + 4) {
         slot.copy_from_slice(&crc.to_be_bytes());
     }
