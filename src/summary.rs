@@ -158,8 +158,14 @@ fn add_partitions(listed: &mut Partitions, partitions: &[i32]) {
     // The common case: a topic listed for the first time, its partitions
     // in increasing order, so none is repeated.
     if listed.is_empty() && partitions.windows(2).all(|pair| pair[0] < pair[1]) {
-        // One or a few: item by item, not through a memcpy call.
-        listed.extend(partitions.iter().copied());
+        if partitions.len() > listed.inline_size() {
+            // More than fit inline: one allocation of the right size and
+            // one copy, not growth item by item.
+            *listed = Partitions::from_slice(partitions);
+        } else {
+            // One or a few: item by item, not through a memcpy call.
+            listed.extend(partitions.iter().copied());
+        }
         return;
     }
     listed.reserve(partitions.len());

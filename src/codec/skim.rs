@@ -49,14 +49,24 @@ struct Planned {
 }
 
 /// One step of a plan. Each but `NoTags` is one field, under its JSON key.
+/// Each kind of array has a step of its own, so that running one takes a
+/// single dispatch (on the step), hard to predict as it is.
 #[derive(Debug)]
 enum Step {
-    /// A fixed-size field, handed to the gatherer and, at a body's top
-    /// level, kept when named in `SKIM_KEEPS`.
+    /// An integer field, handed to the gatherer when it has a role there
+    /// and, at a body's top level, kept when named in `SKIM_KEEPS`.
+    Int {
+        key: Key,
+        form: IntForm,
+        role: Option<NumberRole>,
+        keep: bool,
+    },
+    /// A boolean, float or UUID field (a UUID may be a topic id, of this
+    /// rank as a topic field), kept like an integer.
     Fixed {
         key: Key,
         ty: &'static FieldType,
-        gather: Option<Ask>,
+        topic: Option<usize>,
         keep: bool,
     },
     Text {
@@ -78,35 +88,85 @@ enum Step {
         nullable: bool,
         plan: Plan,
     },
-    Array {
-        key: Key,
-        compact: bool,
-        nullable: bool,
-        gather: bool,
-        items: Items,
+    /// An array of structs.
+    Structs { array: Array, plan: Plan },
+    /// An array of numbers or UUIDs of this size, not shown: stepped over
+    /// all at once.
+    Skipped { array: Array, size: usize },
+    /// An array of numbers, booleans or UUIDs, each read and shown.
+    Numbers {
+        array: Array,
+        ty: &'static FieldType,
     },
+    /// An array of strings.
+    Texts { array: Array },
     /// A flexible struct's tagged-field section, which must be empty.
     NoTags,
 }
 
-/// What the gatherer asks of a fixed-size field, worked out once per plan.
-#[derive(Clone, Copy, Debug)]
-enum Ask {
-    Number(NumberRole),
-    /// A topic id, of this rank as a topic field.
-    TopicId(usize),
+/// An array field, whatever its items.
+#[derive(Debug)]
+struct Array {
+    key: Key,
+    compact: bool,
+    nullable: bool,
+    /// Whether the gatherer is told of it (`asks_for_array`).
+    gather: bool,
 }
 
-#[derive(Debug)]
-enum Items {
-    /// Numbers or UUIDs of this size, not shown: stepped over all at once.
-    Skipped(usize),
-    /// Numbers, booleans or UUIDs, each read and shown.
-    Fixed(&'static FieldType),
-    Text {
-        compact: bool,
-    },
-    Structs(Plan),
+/// An integer type's form on the wire, worked out once per plan, so that
+/// reading one takes no dispatch on its type: `size` big-endian bytes,
+/// signed or not.
+#[derive(Clone, Copy, Debug)]
+struct IntForm {
+    size: usize,
+    /// 64 less the integer's bits: what a left-aligned read of eight
+    /// bytes is shifted right by.
+    shift: u32,
+    signed: bool,
+}
+
+impl IntForm {
+    fn of(ty: &FieldType) -> Option<IntForm> {
+        let (size, signed) = match ty {
+            FieldType::Int8 => (1, true),
+            FieldType::Int16 => (2, true),
+            FieldType::Uint16 => (2, false),
+            FieldType::Int32 => (4, true),
+            FieldType::Uint32 => (4, false),
+            FieldType::Int64 => (8, true),
+            _ => return None,
+        };
+        Some(IntForm {
+            size,
+            shift: 64 - 8 * size as u32,
+            signed,
+        })
+    }
+
+    /// Reads one; `None` past the end.
+    #[inline]
+    fn read(self, reader: &mut Reader) -> Option<i64> {
+        let rest = reader.rest();
+        // Eight bytes read at once wherever eight remain (all but the last
+        // fields of a body), the integer in their leading bytes.
+        let leading = match rest.first_chunk::<8>() {
+            Some(eight) => u64::from_be_bytes(*eight),
+            None => {
+                let mut eight = [0; 8];
+                eight
+                    .get_mut(..self.size)?
+                    .copy_from_slice(rest.get(..self.size)?);
+                u64::from_be_bytes(eight)
+            }
+        };
+        reader.skip(self.size).ok()?;
+        // Bits reinterpreted, then shifted down: arithmetically where the
+        // integer is signed.
+        let signed = i64::from_ne_bytes(leading.to_ne_bytes()) >> self.shift;
+        let unsigned = i64::try_from(leading >> self.shift).unwrap_or(i64::MAX);
+        Some(if self.signed { signed } else { unsigned })
+    }
 }
 
 /// Plans by body layout (its address), version and whether they write
@@ -185,39 +245,55 @@ impl Layout {
                     nullable,
                     plan: self.compile(inner, false)?,
                 },
-                FieldType::Array(element) => Step::Array {
-                    key,
-                    compact,
-                    nullable,
-                    gather: asks_for_array(name),
-                    items: match element {
-                        FieldType::String => Items::Text { compact },
-                        FieldType::Struct(inner) => Items::Structs(self.compile(inner, false)?),
+                FieldType::Array(element) => {
+                    let array = Array {
+                        key,
+                        compact,
+                        nullable,
+                        gather: asks_for_array(name),
+                    };
+                    match element {
+                        FieldType::String => Step::Texts { array },
+                        FieldType::Struct(inner) => Step::Structs {
+                            array,
+                            plan: self.compile(inner, false)?,
+                        },
                         fixed if self.json => {
                             fixed.fixed_size()?;
-                            Items::Fixed(fixed)
+                            Step::Numbers { array, ty: fixed }
                         }
-                        fixed => Items::Skipped(fixed.fixed_size()?),
-                    },
-                },
+                        fixed => Step::Skipped {
+                            array,
+                            size: fixed.fixed_size()?,
+                        },
+                    }
+                }
                 fixed => {
-                    let gather = match fixed {
-                        FieldType::Uuid => topic_rank(name).map(Ask::TopicId),
-                        FieldType::Bool | FieldType::Float64 => None,
-                        _ => number_role(name).map(Ask::Number),
-                    };
                     let size = fixed.fixed_size()?;
                     let keep = top && SKIM_KEEPS.contains(&name);
-                    if gather.is_none() && !keep && !self.json {
+                    let step = match IntForm::of(fixed) {
+                        Some(form) => Step::Int {
+                            key,
+                            form,
+                            role: number_role(name),
+                            keep,
+                        },
+                        None => Step::Fixed {
+                            key,
+                            ty: fixed,
+                            topic: topic_rank(name).filter(|_| matches!(fixed, FieldType::Uuid)),
+                            keep,
+                        },
+                    };
+                    let asks = matches!(
+                        step,
+                        Step::Int { role: Some(_), .. } | Step::Fixed { topic: Some(_), .. }
+                    );
+                    if !asks && !keep && !self.json {
                         skip += size;
                         continue;
                     }
-                    Step::Fixed {
-                        key,
-                        ty: fixed,
-                        gather,
-                        keep,
-                    }
+                    step
                 }
             };
             steps.push(Planned {
@@ -233,7 +309,12 @@ impl Layout {
         }
         let kept = steps
             .iter()
-            .filter(|planned| matches!(planned.step, Step::Fixed { keep: true, .. }))
+            .filter(|planned| {
+                matches!(
+                    planned.step,
+                    Step::Int { keep: true, .. } | Step::Fixed { keep: true, .. }
+                )
+            })
             .count();
         Some(Plan {
             steps,
@@ -269,26 +350,31 @@ impl<S: JsonSink> Skim<'_, S> {
                 reader.skip(*skip_before).ok()?;
             }
             match step {
-                Step::Fixed {
+                Step::Int {
                     key,
-                    ty,
-                    gather,
+                    form,
+                    role,
                     keep,
                 } => {
                     self.json.known_key(*key);
-                    // Integers, nearly all of them, need no value built.
-                    if let Some(number) = read_int(reader, ty).ok()? {
-                        if let Some(Ask::Number(role)) = gather {
-                            self.gather.number(*role, number);
-                        }
-                        self.json.int(number);
-                        if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
-                            out.push(key.name(), Value::Int(number));
-                        }
-                        continue;
+                    let number = form.read(reader)?;
+                    if let Some(role) = role {
+                        self.gather.number(*role, number);
                     }
+                    self.json.int(number);
+                    if let Some(out) = out.as_deref_mut().filter(|_| *keep) {
+                        out.push(key.name(), Value::Int(number));
+                    }
+                }
+                Step::Fixed {
+                    key,
+                    ty,
+                    topic,
+                    keep,
+                } => {
+                    self.json.known_key(*key);
                     let value = read_fixed(reader, ty).ok()??;
-                    if let (Some(Ask::TopicId(rank)), Value::Uuid(uuid)) = (gather, &value) {
+                    if let (Some(rank), Value::Uuid(uuid)) = (topic, &value) {
                         self.gather.topic_uuid(*rank, uuid);
                     }
                     if S::KEEPS {
@@ -364,25 +450,38 @@ impl<S: JsonSink> Skim<'_, S> {
                         self.nested(plan, reader)?;
                     }
                 }
-                Step::Array {
-                    key,
-                    compact,
-                    nullable,
-                    gather,
-                    items,
-                } => {
-                    self.json.known_key(*key);
-                    match length(reader, *compact, *nullable)? {
-                        Some(count) => {
-                            let count = reader.check_count(count).ok()?;
-                            if *gather {
-                                self.gather.array(key.name());
-                            }
-                            self.json.begin_array();
-                            self.items(items, count, reader)?;
-                            self.json.end_array();
+                Step::Structs { array, plan } => {
+                    if let Some(count) = self.begin_array(array, reader)? {
+                        for _ in 0..count {
+                            self.nested(plan, reader)?;
                         }
-                        None => self.json.null(),
+                        self.json.end_array();
+                    }
+                }
+                Step::Skipped { array, size } => {
+                    if let Some(count) = self.begin_array(array, reader)? {
+                        reader.skip(size.checked_mul(count)?).ok()?;
+                        self.json.end_array();
+                    }
+                }
+                Step::Numbers { array, ty } => {
+                    if let Some(count) = self.begin_array(array, reader)? {
+                        for _ in 0..count {
+                            match read_int(reader, ty).ok()? {
+                                Some(number) => self.json.int(number),
+                                None => read_fixed(reader, ty).ok()??.write_json(self.json),
+                            }
+                        }
+                        self.json.end_array();
+                    }
+                }
+                Step::Texts { array } => {
+                    if let Some(count) = self.begin_array(array, reader)? {
+                        for _ in 0..count {
+                            let text = text(reader, array.compact, false)??;
+                            self.json.str(text);
+                        }
+                        self.json.end_array();
                     }
                 }
                 Step::NoTags => {
@@ -406,32 +505,21 @@ impl<S: JsonSink> Skim<'_, S> {
         Some(())
     }
 
-    fn items(&mut self, items: &Items, count: usize, reader: &mut Reader) -> Option<()> {
-        match items {
-            Items::Skipped(size) => reader.skip(size.checked_mul(count)?).ok(),
-            Items::Fixed(ty) => {
-                for _ in 0..count {
-                    match read_int(reader, ty).ok()? {
-                        Some(number) => self.json.int(number),
-                        None => read_fixed(reader, ty).ok()??.write_json(self.json),
-                    }
-                }
-                Some(())
-            }
-            Items::Text { compact } => {
-                for _ in 0..count {
-                    let text = text(reader, *compact, false)??;
-                    self.json.str(text);
-                }
-                Some(())
-            }
-            Items::Structs(plan) => {
-                for _ in 0..count {
-                    self.nested(plan, reader)?;
-                }
-                Some(())
-            }
+    /// An array's key and count, the gatherer told of it and its JSON
+    /// begun; `Some(None)` for a null array (shown as one).
+    #[inline(always)]
+    fn begin_array(&mut self, array: &Array, reader: &mut Reader) -> Option<Option<usize>> {
+        self.json.known_key(array.key);
+        let Some(count) = length(reader, array.compact, array.nullable)? else {
+            self.json.null();
+            return Some(None);
+        };
+        let count = reader.check_count(count).ok()?;
+        if array.gather {
+            self.gather.array(array.key.name());
         }
+        self.json.begin_array();
+        Some(Some(count))
     }
 }
 
