@@ -505,6 +505,26 @@ impl Gatherer {
             return;
         };
         frame.partition = Some((rank, partition));
+        self.add_to_nearest_topic(partition);
+    }
+
+    /// A partition field of rank `rank` in an item of an array of flat
+    /// structs (integers and arrays of numbers only, see `codec::skim`),
+    /// which the skim runs without a frame of their own: `best` is the
+    /// item's best rank so far, what its frame's `partition` would hold.
+    pub fn flat_partition(&mut self, best: &mut Option<usize>, rank: usize, value: i64) {
+        if best.is_some_and(|best| best <= rank) {
+            return;
+        }
+        let Ok(partition) = i32::try_from(value) else {
+            return;
+        };
+        *best = Some(rank);
+        self.add_to_nearest_topic(partition);
+    }
+
+    /// Lists `partition` under the nearest topic among the open structs.
+    fn add_to_nearest_topic(&mut self, partition: i32) {
         let open = self.frames.get_mut(..self.depth).unwrap_or_default();
         if let Some(topic) = open.iter_mut().rev().find(|frame| frame.is_topic()) {
             topic.partitions.push(partition);

@@ -36,6 +36,11 @@ pub(super) struct Plan {
     skip_after: usize,
     /// How many of the steps keep their value: room made up front.
     pub kept: usize,
+    /// Every step is an integer, a skipped array or the empty tag section,
+    /// and none is shown: a struct that names no topic and holds no other
+    /// struct nor a record set, whose array items run without a gatherer
+    /// frame of their own ([`Skim::flat_items`]).
+    flat: bool,
 }
 
 /// A step, after the fixed-size fields before it that tell a summary
@@ -316,10 +321,18 @@ impl Layout {
                 )
             })
             .count();
+        let flat = !self.json
+            && steps.iter().all(|planned| {
+                matches!(
+                    planned.step,
+                    Step::Int { keep: false, .. } | Step::Skipped { .. } | Step::NoTags
+                )
+            });
         Some(Plan {
             steps,
             skip_after: skip,
             kept,
+            flat,
         })
     }
 }
@@ -452,8 +465,12 @@ impl<S: JsonSink> Skim<'_, S> {
                 }
                 Step::Structs { array, plan } => {
                     if let Some(count) = self.begin_array(array, reader)? {
-                        for _ in 0..count {
-                            self.nested(plan, reader)?;
+                        if plan.flat {
+                            self.flat_items(plan, count, reader)?;
+                        } else {
+                            for _ in 0..count {
+                                self.nested(plan, reader)?;
+                            }
                         }
                         self.json.end_array();
                     }
@@ -502,6 +519,52 @@ impl<S: JsonSink> Skim<'_, S> {
         self.gather.enter_struct();
         self.run(plan, reader, None)?;
         self.gather.leave_struct();
+        Some(())
+    }
+
+    /// Runs a flat plan (see [`Plan::flat`]) over `count` array items, as
+    /// [`Skim::nested`] would run it over each, in one loop: all that a
+    /// gatherer frame of such an item holds is its best partition field,
+    /// kept here instead. (An array the gatherer is told of marks only the
+    /// frame of its struct, which no topic can be: it is not told here.)
+    fn flat_items(&mut self, plan: &Plan, count: usize, reader: &mut Reader) -> Option<()> {
+        for _ in 0..count {
+            let mut best_partition = None;
+            for Planned { skip_before, step } in &plan.steps {
+                if *skip_before > 0 {
+                    reader.skip(*skip_before).ok()?;
+                }
+                match step {
+                    Step::Int { form, role, .. } => {
+                        let number = form.read(reader)?;
+                        match role {
+                            Some(NumberRole::Partition(rank)) => {
+                                self.gather
+                                    .flat_partition(&mut best_partition, *rank, number);
+                            }
+                            Some(role) => self.gather.number(*role, number),
+                            None => {}
+                        }
+                    }
+                    Step::Skipped { array, size } => {
+                        if let Some(count) = length(reader, array.compact, array.nullable)? {
+                            let count = reader.check_count(count).ok()?;
+                            reader.skip(size.checked_mul(count)?).ok()?;
+                        }
+                    }
+                    Step::NoTags => {
+                        if reader.unsigned_varint().ok()? != 0 {
+                            return None;
+                        }
+                    }
+                    // Not in a flat plan.
+                    _ => return None,
+                }
+            }
+            if plan.skip_after > 0 {
+                reader.skip(plan.skip_after).ok()?;
+            }
+        }
         Some(())
     }
 
