@@ -112,15 +112,24 @@ impl Reader {
 
     #[inline]
     fn slice(&mut self, len: usize) -> WireResult<&[u8]> {
-        if len > self.remaining() {
-            return Err(self.error(WireErrorKind::Truncated {
-                needed: len,
-                remaining: self.remaining(),
-            }));
-        }
+        // Two bounds checks, each of which the compiler then relies on:
+        // the rest, and `len` bytes of it.
         let start = self.pos;
-        self.pos += len;
-        Ok(&self.data[start..self.pos])
+        match self.data.get(start..).and_then(|rest| rest.get(..len)) {
+            Some(bytes) => {
+                self.pos = start + len;
+                Ok(bytes)
+            }
+            None => Err(self.truncated(len)),
+        }
+    }
+
+    #[cold]
+    fn truncated(&self, needed: usize) -> WireError {
+        self.error(WireErrorKind::Truncated {
+            needed,
+            remaining: self.remaining(),
+        })
     }
 
     #[inline]
@@ -163,7 +172,12 @@ impl Reader {
 
     #[inline]
     pub fn skip(&mut self, len: usize) -> WireResult<()> {
-        self.slice(len).map(|_| ())
+        // One check: `pos` never passes the end, so `remaining` is exact.
+        if len > self.remaining() {
+            return Err(self.truncated(len));
+        }
+        self.pos += len;
+        Ok(())
     }
 
     #[inline]
