@@ -899,7 +899,7 @@ fn decimal_digits(n: u64) -> ([u8; 20], usize) {
 }
 
 /// How many decimal digits `n` has.
-fn decimal_len(n: u64) -> usize {
+pub fn decimal_len(n: u64) -> usize {
     n.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 

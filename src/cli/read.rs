@@ -23,7 +23,7 @@ use kwire::exchange::{
 };
 use kwire::filter::{self, Filter};
 use kwire::frame::ApiName;
-use kwire::json::JsonWriter;
+use kwire::json::{decimal_len, JsonWriter};
 use kwire::session::read_capture_with;
 use kwire::stats::{write_duration, write_quoted_if_needed, Stats};
 
@@ -274,15 +274,19 @@ fn write_text_line(
     // Numbers and addresses are written by hand: through the formatting
     // machinery, a line's dozen of them cost more than decoding a frame.
     let relative = exchange.ts_ns() - first_ns;
-    pad_left(out, 5, |out| push_uint(out, exchange.id));
+    push_spaces(out, 5_usize.saturating_sub(decimal_len(exchange.id)));
+    push_uint(out, exchange.id);
     out.push(' ');
-    pad_left(out, 10, |out| {
-        push_int(out, relative.div_euclid(1_000_000_000));
-        out.push('.');
-        let micros = relative.rem_euclid(1_000_000_000) / 1_000;
-        // rem_euclid is never negative.
-        push_uint_zero_padded(out, micros.unsigned_abs(), 6);
-    });
+    let (seconds, micros) = (
+        relative.div_euclid(1_000_000_000),
+        relative.rem_euclid(1_000_000_000) / 1_000,
+    );
+    let seconds_len = usize::from(seconds < 0) + decimal_len(seconds.unsigned_abs());
+    push_spaces(out, 10_usize.saturating_sub(seconds_len + 7));
+    push_int(out, seconds);
+    out.push('.');
+    // rem_euclid is never negative.
+    push_uint_zero_padded(out, micros.unsigned_abs(), 6);
     out.push(' ');
     addresses.push(out, exchange.client, exchange.broker);
     out.push(' ');
@@ -308,18 +312,26 @@ fn write_text_line(
         None => out.push('-'),
     });
     out.push(' ');
-    pad_left(out, 13, |out| {
-        let size = |out: &mut String, size: Option<usize>| match size {
+    let sizes = [exchange.request_size(), exchange.response_size()]
+        .map(|size| size.map(|n| u64::try_from(n).unwrap_or(u64::MAX)));
+    // `123B` or `-` each, and the slash.
+    let sizes_len: usize = sizes
+        .iter()
+        .map(|size| size.map_or(1, |n| decimal_len(n) + 1))
+        .sum();
+    push_spaces(out, 13_usize.saturating_sub(sizes_len + 1));
+    for (index, size) in sizes.into_iter().enumerate() {
+        if index > 0 {
+            out.push('/');
+        }
+        match size {
             Some(n) => {
-                push_uint(out, u64::try_from(n).unwrap_or(u64::MAX));
+                push_uint(out, n);
                 out.push('B');
             }
             None => out.push('-'),
-        };
-        size(out, exchange.request_size());
-        out.push('/');
-        size(out, exchange.response_size());
-    });
+        }
+    }
     out.push_str("  ");
     match exchange.client_id() {
         Some(client_id) => write_quoted_if_needed(out, client_id),
@@ -444,17 +456,24 @@ fn pad_left(out: &mut String, width: usize, write: impl FnOnce(&mut String)) {
 
 const SPACES: &str = "                                ";
 
-/// Appends what `write` writes left-aligned in `width` columns, as
-/// `{:<width}` would.
-fn pad_right(out: &mut String, width: usize, write: impl FnOnce(&mut String)) {
-    let start = out.len();
-    write(out);
-    let mut missing = width.saturating_sub(columns(&out[start..]));
+/// Appends `count` spaces: before a field whose width is known before it
+/// is written, so that padding it moves nothing.
+fn push_spaces(out: &mut String, count: usize) {
+    let mut missing = count;
     while missing > 0 {
         let spaces = SPACES.get(..missing).unwrap_or(SPACES);
         out.push_str(spaces);
         missing -= spaces.len();
     }
+}
+
+/// Appends what `write` writes left-aligned in `width` columns, as
+/// `{:<width}` would.
+fn pad_right(out: &mut String, width: usize, write: impl FnOnce(&mut String)) {
+    let start = out.len();
+    write(out);
+    let missing = width.saturating_sub(columns(&out[start..]));
+    push_spaces(out, missing);
 }
 
 /// Marks for what is unusual about an exchange.
