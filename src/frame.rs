@@ -316,11 +316,11 @@ fn decode_frame(
     let header = decode_header(&mut reader, header_spec, header_version, options);
     decoded.correlation_id = header.correlation_id;
     decoded.client_id = header.client_id;
-    let header = header.message;
-    decoded.header = header.body;
-    decoded.violations = header.violations;
-    let header_ok = header.error.is_none();
-    errors.extend(header.error);
+    // Field by field: the header's message is not moved whole first.
+    decoded.header = header.message.body;
+    decoded.violations = header.message.violations;
+    let header_ok = header.message.error.is_none();
+    errors.extend(header.message.error);
     decoded.body_start = reader.offset();
     if header_ok && !options.header_only {
         let start = reader.offset();
