@@ -6,7 +6,9 @@
 //! covers well-formed bodies only: at the first thing that would be an
 //! error or a violation (a length past the end, a null where none is
 //! allowed, bad UTF-8, a tagged field) it gives up, and the codec decodes
-//! the body whole and reports it as always.
+//! the body whole and reports it as always. The items of an array of flat
+//! structs (integers and arrays of numbers only, such as a Metadata
+//! partition) run in one loop, without a gatherer frame each.
 //!
 //! A skim can also write the body's JSON form as it reads
 //! (`DecodeOptions::json`): its plan then steps over nothing, and each
@@ -606,6 +608,76 @@ pub(super) fn text(reader: &mut Reader, compact: bool, nullable: bool) -> Option
         Some(len) => {
             let len = reader.check_length(len).ok()?;
             reader.str(len).ok().map(Some)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use super::*;
+    use crate::codec::{decode_message, encode_message, message_from_json, DecodeOptions};
+    use crate::summary::Summary;
+
+    /// The plan of the array of structs named `name` among `plan`'s steps.
+    fn items_plan<'a>(plan: &'a Plan, name: &str) -> &'a Plan {
+        plan.steps
+            .iter()
+            .find_map(|planned| match &planned.step {
+                Step::Structs { array, plan } if array.key.name() == name => Some(plan),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no array of structs `{name}`"))
+    }
+
+    /// Metadata responses, plain and flexible, whose partitions the skim
+    /// runs as flat items, without a gatherer frame each: the summary is
+    /// the one their tree gives, with partitions out of order and repeated,
+    /// a topic named twice, errors in partitions and replica lists of every
+    /// length.
+    #[test]
+    fn flat_items_gather_what_their_tree_holds() {
+        let spec = crate::schema::api(3).expect("Metadata").response;
+        let partition = |index: i32, error: i16, replicas: usize| {
+            json!({
+                "partition_index": index,
+                "error_code": error,
+                "replica_nodes": vec![1; replicas],
+                "isr_nodes": vec![2; replicas / 2],
+            })
+        };
+        let body = json!({ "topics": [
+            { "name": "orders", "partitions": [
+                partition(2, 0, 3), partition(0, 9, 1), partition(2, 0, 0), partition(1, 0, 2),
+            ] },
+            { "name": "audit", "partitions": [] },
+            { "name": "orders", "partitions": [partition(3, 5, 1), partition(0, 0, 4)] },
+        ] });
+        for version in [1, 8, 12] {
+            let flexible = spec.flexible.contains(version);
+            let top = plan(spec.body, version, flexible, false).expect("a plan");
+            assert!(items_plan(items_plan(&top, "topics"), "partitions").flat);
+            let tree = message_from_json(spec, version, &body).expect("a tree");
+            let mut bytes = Vec::new();
+            encode_message(&mut bytes, spec, version, &tree).expect("encoded");
+            let decode = |options: &DecodeOptions| {
+                let mut reader = Reader::new(Bytes::from(bytes.clone()));
+                decode_message(&mut reader, spec, version, options)
+            };
+            let whole = decode(&DecodeOptions::default());
+            assert!(whole.error.is_none(), "v{version}: {:?}", whole.error);
+            let skimmed = decode(&DecodeOptions {
+                skim: true,
+                ..DecodeOptions::default()
+            });
+            let expected = Summary::of_tree(&whole.body);
+            assert_eq!(skimmed.summary.as_ref(), Some(&expected), "v{version}");
+            assert_eq!(
+                expected.line(),
+                "audit orders[2,0,1,3] REPLICA_NOT_AVAILABLE,LEADER_NOT_AVAILABLE"
+            );
         }
     }
 }
