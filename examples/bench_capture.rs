@@ -17,6 +17,11 @@
 //! flexible versions would stop its dissection early and flatter it.
 //! Packets are written by `client::pcap::PcapTap`, which replays each
 //! connection as TCP would carry it (handshake, 32 KiB segments, FIN).
+//!
+//! With `ONLY=N` in the environment, every small exchange is the Nth of
+//! the list in `main` (0 Produce, 1 Fetch with records, 2 Fetch without,
+//! 3 Metadata, 5 ListOffsets, 7 OffsetCommit, 8 Heartbeat): a capture of
+//! one API, for `benches/instructions.sh`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +54,9 @@ fn main() {
         .next()
         .map_or(1000, |n| n.parse().expect("LARGE_EVERY"));
     let target = megabytes * 1_000_000;
+    let only: Option<usize> = std::env::var("ONLY")
+        .ok()
+        .map(|n| n.parse().expect("ONLY: the index of a small exchange"));
 
     let small = [
         produce(&[batch(0, 5, Compression::None)]),
@@ -89,7 +97,7 @@ fn main() {
         let template = if exchanges % large_every == large_every - 1 {
             &large[(exchanges / large_every) as usize % large.len()]
         } else {
-            &small[exchanges as usize % small.len()]
+            &small[only.unwrap_or(exchanges as usize) % small.len()]
         };
         let connection = exchanges as usize % flows.len();
         correlation[connection] += 1;
