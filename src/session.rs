@@ -2439,10 +2439,6 @@ const TREE_APIS: &[i16] = &[
     SASL_AUTHENTICATE_KEY,
 ];
 
-/// An exchange's message, its frame decoded by `decode` straight into the
-/// box that keeps it (a frame is large: moving it costs more than
-/// decoding a small one). Hide its secrets with [`hide_secrets`] once the
-/// Kafka layer has read it.
 /// What handing an exchange on does besides moving it: it is counted (in
 /// `exchanges`, its connection's count) and its summary settled.
 fn settle(exchanges: &mut u64, exchange: &mut Exchange) {
@@ -2450,6 +2446,10 @@ fn settle(exchanges: &mut u64, exchange: &mut Exchange) {
     exchange.settle_summary();
 }
 
+/// An exchange's message, its frame decoded by `decode` straight into the
+/// box that keeps it (a frame is large: moving it costs more than
+/// decoding a small one). Hide its secrets with [`hide_secrets`] once the
+/// Kafka layer has read it.
 fn decoded_message(
     ts_ns: i64,
     missing_bytes: u64,

@@ -495,31 +495,29 @@ impl Gatherer {
 
     /// A partition field of rank `rank` in the current struct.
     fn partition(&mut self, rank: usize, value: i64) {
-        let Some(frame) = self.current() else {
+        let Some(mut best) = self.current().map(|frame| frame.partition) else {
             return;
         };
-        if frame.partition.is_some_and(|(best, _)| best <= rank) {
-            return;
+        self.partition_field(&mut best, rank, value);
+        if let Some(frame) = self.current() {
+            frame.partition = best;
         }
-        let Ok(partition) = i32::try_from(value) else {
-            return;
-        };
-        frame.partition = Some((rank, partition));
-        self.add_to_nearest_topic(partition);
     }
 
-    /// A partition field of rank `rank` in an item of an array of flat
-    /// structs (integers and arrays of numbers only, see `codec::skim`),
-    /// which the skim runs without a frame of their own: `best` is the
-    /// item's best rank so far, what its frame's `partition` would hold.
-    pub fn flat_partition(&mut self, best: &mut Option<usize>, rank: usize, value: i64) {
-        if best.is_some_and(|best| best <= rank) {
+    /// A partition field of rank `rank` in a struct whose best partition
+    /// field so far is `best`: the current struct's (its frame keeps it),
+    /// or, for a struct the skim runs without a frame of its own (flat
+    /// array items, see `codec::skim`), one the skim keeps. A better field
+    /// replaces `best`, and its partition is listed under the nearest
+    /// topic.
+    pub fn partition_field(&mut self, best: &mut Option<(usize, i32)>, rank: usize, value: i64) {
+        if best.is_some_and(|(best, _)| best <= rank) {
             return;
         }
         let Ok(partition) = i32::try_from(value) else {
             return;
         };
-        *best = Some(rank);
+        *best = Some((rank, partition));
         self.add_to_nearest_topic(partition);
     }
 

@@ -312,26 +312,18 @@ fn write_text_line(
         None => out.push('-'),
     });
     out.push(' ');
-    let sizes = [exchange.request_size(), exchange.response_size()]
-        .map(|size| size.map(|n| u64::try_from(n).unwrap_or(u64::MAX)));
-    // `123B` or `-` each, and the slash.
-    let sizes_len: usize = sizes
-        .iter()
-        .map(|size| size.map_or(1, |n| decimal_len(n) + 1))
-        .sum();
-    push_spaces(out, 13_usize.saturating_sub(sizes_len + 1));
-    for (index, size) in sizes.into_iter().enumerate() {
-        if index > 0 {
-            out.push('/');
-        }
-        match size {
+    pad_left(out, 13, |out| {
+        let size = |out: &mut String, size: Option<usize>| match size {
             Some(n) => {
-                push_uint(out, n);
+                push_uint(out, u64::try_from(n).unwrap_or(u64::MAX));
                 out.push('B');
             }
             None => out.push('-'),
-        }
-    }
+        };
+        size(out, exchange.request_size());
+        out.push('/');
+        size(out, exchange.response_size());
+    });
     out.push_str("  ");
     match exchange.client_id() {
         Some(client_id) => write_quoted_if_needed(out, client_id),

@@ -503,11 +503,7 @@ impl<S: JsonSink> Skim<'_, S> {
                         self.json.end_array();
                     }
                 }
-                Step::NoTags => {
-                    if reader.unsigned_varint().ok()? != 0 {
-                        return None;
-                    }
-                }
+                Step::NoTags => no_tags(reader)?,
             }
         }
         if plan.skip_after > 0 {
@@ -542,23 +538,18 @@ impl<S: JsonSink> Skim<'_, S> {
                         match role {
                             Some(NumberRole::Partition(rank)) => {
                                 self.gather
-                                    .flat_partition(&mut best_partition, *rank, number);
+                                    .partition_field(&mut best_partition, *rank, number);
                             }
                             Some(role) => self.gather.number(*role, number),
                             None => {}
                         }
                     }
                     Step::Skipped { array, size } => {
-                        if let Some(count) = length(reader, array.compact, array.nullable)? {
-                            let count = reader.check_count(count).ok()?;
+                        if let Some(count) = item_count(reader, array)? {
                             reader.skip(size.checked_mul(count)?).ok()?;
                         }
                     }
-                    Step::NoTags => {
-                        if reader.unsigned_varint().ok()? != 0 {
-                            return None;
-                        }
-                    }
+                    Step::NoTags => no_tags(reader)?,
                     // Not in a flat plan.
                     _ => return None,
                 }
@@ -575,11 +566,10 @@ impl<S: JsonSink> Skim<'_, S> {
     #[inline(always)]
     fn begin_array(&mut self, array: &Array, reader: &mut Reader) -> Option<Option<usize>> {
         self.json.known_key(array.key);
-        let Some(count) = length(reader, array.compact, array.nullable)? else {
+        let Some(count) = item_count(reader, array)? else {
             self.json.null();
             return Some(None);
         };
-        let count = reader.check_count(count).ok()?;
         if array.gather {
             self.gather.array(array.key.name());
         }
@@ -597,6 +587,23 @@ fn length(reader: &mut Reader, compact: bool, nullable: bool) -> Option<Option<u
         None => None,
         Some(len) => Some(Some(len)),
     }
+}
+
+/// An array's count, checked against the bytes left; `Some(None)` for an
+/// allowed null.
+#[inline]
+fn item_count(reader: &mut Reader, array: &Array) -> Option<Option<usize>> {
+    match length(reader, array.compact, array.nullable)? {
+        Some(count) => reader.check_count(count).ok().map(Some),
+        None => Some(None),
+    }
+}
+
+/// A flexible struct's tagged-field section, which a plan covers only
+/// when empty.
+#[inline]
+fn no_tags(reader: &mut Reader) -> Option<()> {
+    (reader.unsigned_varint().ok()? == 0).then_some(())
 }
 
 /// A string, checked to be UTF-8; `Some(None)` for an allowed null.
