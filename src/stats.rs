@@ -15,6 +15,7 @@
 //! with exchanges, and the last two are capped (see `MAX_PARTITIONS`,
 //! `MAX_CLIENT_IDS`); what does not fit is counted as overflow.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -671,10 +672,9 @@ pub fn write_duration(out: &mut String, ns: i64) {
 /// `ns / scale` with `digits` decimals, rounded, the zeros that end the
 /// decimals left out (and the point with them when none is left), in
 /// integers: what the float formatting below writes, computed without it (a latency is written
-/// for every exchange). False where only the float path knows the answer:
-/// a value exactly halfway between two roundings (the float's binary
-/// approximation decides which way it goes), or one too large for the
-/// float to be accurate to a unit.
+/// for every exchange). A value exactly halfway between two roundings goes
+/// the way the float's formatting takes it (see [`float_rounding`]). False
+/// for a value too large for the float to be accurate to a unit.
 fn write_fixed(out: &mut String, ns: i64, scale: u64, digits: usize) -> bool {
     // Each scale and count of decimals has its own copy, so that every
     // division is by a constant (a multiplication), not a `div`.
@@ -700,10 +700,18 @@ fn write_fixed_in<const UNIT: u64, const ONE: u64>(out: &mut String, ns: i64) ->
         return false;
     }
     let (mut q, r) = (magnitude / UNIT, magnitude % UNIT);
-    if 2 * r == UNIT {
-        return false;
-    }
-    if 2 * r > UNIT {
+    let up = match (2 * r).cmp(&UNIT) {
+        Ordering::Less => false,
+        Ordering::Greater => true,
+        Ordering::Equal => match float_rounding(magnitude, UNIT * ONE) {
+            Ordering::Less => false,
+            Ordering::Greater => true,
+            // The float is the midpoint itself: formatting rounds it to
+            // the even neighbour.
+            Ordering::Equal => q % 2 == 1,
+        },
+    };
+    if up {
         q += 1;
     }
     if ns < 0 {
@@ -720,6 +728,27 @@ fn write_fixed_in<const UNIT: u64, const ONE: u64>(out: &mut String, ns: i64) ->
         push_uint_zero_padded(out, decimals, shown);
     }
     true
+}
+
+/// Whether `ns / scale` as a float (the division correctly rounded to an
+/// `f64`) is above, below or exactly at the true quotient: for a quotient
+/// halfway between two decimal roundings, the way the float's formatting
+/// rounds. Exact in integers, for `scale <= ns < 2^50` and `scale < 2^31`:
+/// the float is `mantissa * 2^exponent` with the exponent at least -52 (the
+/// quotient is at least 1), so both sides fit in 128 bits.
+fn float_rounding(ns: u64, scale: u64) -> Ordering {
+    let float = ns as f64 / scale as f64;
+    let bits = float.to_bits();
+    let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    let exponent = i64::try_from((bits >> 52) & 0x7ff).unwrap_or(0) - 1075;
+    let (float_side, exact_side) = if exponent >= 0 {
+        (mantissa << exponent.min(64), u128::from(ns))
+    } else {
+        (mantissa, u128::from(ns) << (-exponent).min(64))
+    };
+    float_side
+        .checked_mul(u128::from(scale))
+        .map_or(Ordering::Greater, |float_side| float_side.cmp(&exact_side))
 }
 
 /// `ns / scale` formatted as a float with `digits` decimals, the zeros that
@@ -1209,10 +1238,14 @@ mod tests {
                     continue;
                 }
                 let (mut fixed, mut float) = (String::new(), String::new());
-                if write_fixed(&mut fixed, ns, scale, digits) {
-                    write_duration_float(&mut float, ns, scale, digits);
-                    assert_eq!(fixed, float, "{ns} ns / {scale}, {digits} digits");
-                }
+                // Halfway values included: only the float says which way
+                // they go, and the integers must agree with it.
+                assert!(
+                    write_fixed(&mut fixed, ns, scale, digits),
+                    "{ns} ns / {scale}, {digits} digits"
+                );
+                write_duration_float(&mut float, ns, scale, digits);
+                assert_eq!(fixed, float, "{ns} ns / {scale}, {digits} digits");
             }
         }
     }
