@@ -7,6 +7,7 @@
 #   SIZES="100 400" PREFIX_MB=10 benches/read_vs_tshark.sh
 #   KEEP=1 WORK=/tmp/kb benches/read_vs_tshark.sh   # keep the captures
 #   RUNS=5 benches/read_vs_tshark.sh       # best of 5 runs (default 3)
+#   PGO=1 benches/read_vs_tshark.sh        # kwire built by scripts/build-pgo.sh
 #
 # The capture comes from `examples/bench_capture.rs`: 16 loopback
 # connections to port 9092 with many small exchanges (Produce, Fetch,
@@ -65,9 +66,14 @@ fi
 
 cargo build --release --quiet --bin kwire --example bench_capture
 KWIRE=target/release/kwire
+BUILD="cargo build --release"
+if [[ -n ${PGO:-} ]]; then
+    KWIRE=$(bash scripts/build-pgo.sh)
+    BUILD="scripts/build-pgo.sh (profile-guided, trained on corpus/)"
+fi
 GEN=target/release/examples/bench_capture
 
-echo "kwire $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)'), $($KWIRE --version 2>/dev/null | head -1)"
+echo "kwire $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo ' (with local changes)'), $($KWIRE --version 2>/dev/null | head -1), built by $BUILD"
 echo "$(tshark --version 2>/dev/null | head -1)"
 echo "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo
