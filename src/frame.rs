@@ -7,8 +7,8 @@ use bytes::Bytes;
 use compact_str::CompactString;
 
 use crate::codec::{
-    decode_header, decode_message, encode_message, DecodeError, DecodeErrorKind, DecodeOptions,
-    DecodedMessage, EncodeError,
+    decode_header, decode_message, decode_message_after, encode_message, DecodeError,
+    DecodeErrorKind, DecodeOptions, DecodedMessage, EncodeError,
 };
 use crate::schema::{self, ApiSpec, MessageSpec};
 use crate::summary::Summary;
@@ -196,6 +196,7 @@ pub fn decode_request_into(out: &mut DecodedFrame, frame: Bytes, options: &Decod
         schema::REQUEST_HEADER,
         api.map(|api| api.request),
         options,
+        None,
     )
 }
 
@@ -225,9 +226,23 @@ pub fn decode_response_into(
     api_version: i16,
     options: &DecodeOptions,
 ) {
+    decode_response_after(out, frame, api_key, api_version, options, None);
+}
+
+/// [`decode_response_into`], the summary gathered after `earlier`, its
+/// request's ([`crate::codec::decode_message_after`]): `out.summary` is then
+/// what `Summary::then` would make of the two.
+pub fn decode_response_after(
+    out: &mut DecodedFrame,
+    frame: Bytes,
+    api_key: i16,
+    api_version: i16,
+    options: &DecodeOptions,
+    earlier: Option<Summary>,
+) {
     let api = schema::api(api_key);
     let header_version = api.map_or(0, |api| schema::response_header_version(api, api_version));
-    let decode_at = |out: &mut DecodedFrame, frame: Bytes, version: i16| {
+    let decode_at = |out: &mut DecodedFrame, frame: Bytes, version: i16, earlier| {
         decode_frame(
             out,
             frame,
@@ -238,16 +253,24 @@ pub fn decode_response_into(
             schema::RESPONSE_HEADER,
             api.map(|api| api.response),
             options,
+            earlier,
         )
     };
-    decode_at(out, frame, api_version);
+    // An ApiVersions response may be decoded twice (below): the earlier
+    // summary joins the decode that stands.
+    let may_fall_back = api_key == schema::API_VERSIONS_KEY && api_version > 0;
+    let (now, at_the_end) = if may_fall_back {
+        (None, earlier)
+    } else {
+        (earlier, None)
+    };
+    decode_at(out, frame, api_version, now);
     let unsupported = out.body.as_ref().and_then(|body| body.int("error_code"))
         == Some(i64::from(UNSUPPORTED_VERSION));
-    if api_key == schema::API_VERSIONS_KEY && api_version > 0 && out.error.is_some() && unsupported
-    {
+    if may_fall_back && out.error.is_some() && unsupported {
         // `raw` is the whole frame, as secrets are hidden later.
         let mut fallback = DecodedFrame::default();
-        decode_at(&mut fallback, out.raw.clone(), 0);
+        decode_at(&mut fallback, out.raw.clone(), 0, None);
         if fallback.error.is_none() {
             *out = DecodedFrame {
                 api_version,
@@ -256,6 +279,21 @@ pub fn decode_response_into(
             };
         }
     }
+    if let Some(earlier) = at_the_end {
+        put_after(earlier, out);
+    }
+}
+
+/// Makes `decoded`'s summary `earlier`'s followed by its own (from its
+/// tree where it was not skimmed), as `Exchange::settle_summary` combines
+/// a request's and a response's.
+fn put_after(earlier: Summary, decoded: &mut DecodedFrame) {
+    let own = match (decoded.summary.take(), &decoded.body) {
+        (Some(own), _) => own,
+        (None, Some(body)) => Summary::of_tree(body),
+        (None, None) => Summary::default(),
+    };
+    decoded.summary = Some(earlier.then(own));
 }
 
 /// Kafka's UNSUPPORTED_VERSION error code.
@@ -272,7 +310,9 @@ fn decode_frame(
     header_spec: &MessageSpec,
     body_spec: Option<&MessageSpec>,
     options: &DecodeOptions,
+    earlier: Option<Summary>,
 ) {
+    let mut earlier = earlier;
     let size = frame.len();
     *out = DecodedFrame {
         direction,
@@ -350,7 +390,8 @@ fn decode_frame(
                 }
             }
             Some(spec) => {
-                let body = decode_message(&mut reader, spec, api_version, options);
+                let body =
+                    decode_message_after(&mut reader, spec, api_version, options, earlier.take());
                 decoded.body = Some(body.body);
                 decoded.summary = body.summary;
                 decoded.body_json = body.json;
@@ -371,6 +412,11 @@ fn decode_frame(
         }
     }
     decoded.raw = reader.into_bytes();
+    // A frame whose body was not skimmed (or not decoded) takes the
+    // earlier summary here.
+    if let Some(earlier) = earlier {
+        put_after(earlier, decoded);
+    }
     // The context is only written where a problem needs it: most frames
     // have none, and formatting it for each would cost more than decoding
     // a small frame.

@@ -2039,8 +2039,17 @@ impl Conn {
             return;
         };
         let (options, json_later) = shared.decode_options(api_key);
+        // The request's summary is gathered on in the response's, which
+        // then sums up both: the exchange's summary, with no second one
+        // made and merged. An empty one stays behind in its place.
+        let earlier = self
+            .outstanding
+            .front_mut()
+            .and_then(|exchange| exchange.request.as_mut())
+            .and_then(|request| request.frame.summary.as_mut())
+            .map(std::mem::take);
         let mut message = decoded_message(cut.ts_ns, missing, |frame| {
-            frame::decode_response_into(frame, cut.bytes, api_key, api_version, options);
+            frame::decode_response_after(frame, cut.bytes, api_key, api_version, options, earlier);
             frame.json_later = json_later;
         });
         let decoded = &message.frame;

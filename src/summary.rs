@@ -379,6 +379,11 @@ impl Summary {
 #[derive(Debug, Default)]
 pub struct Gatherer {
     summary: Summary,
+    /// Started after an earlier message ([`Gatherer::start_after`]): that
+    /// message's record tallies, kept apart from this one's until
+    /// [`Gatherer::finish`], so that [`Gatherer::abandon`] can give them
+    /// back as they were.
+    earlier_records: Listing<(CompactString, i32), RecordTally>,
     /// The structs being walked, innermost last (the first `depth`
     /// entries). Entries are reused as structs close and open, their
     /// buffers with them.
@@ -418,8 +423,18 @@ thread_local! {
 impl Gatherer {
     /// A gatherer for one message, with this thread's spare frames.
     pub fn start() -> Gatherer {
+        Gatherer::start_after(Summary::default())
+    }
+
+    /// A gatherer for a message that comes after the one `earlier` was
+    /// gathered from (a response after its request): it finishes with
+    /// what `earlier.then(..)` of this message's own summary would give,
+    /// without that summary made and merged apart.
+    pub fn start_after(mut earlier: Summary) -> Gatherer {
+        let earlier_records = std::mem::take(&mut earlier.records);
         Gatherer {
-            summary: Summary::default(),
+            summary: earlier,
+            earlier_records,
             frames: SPARE_FRAMES.with(Cell::take),
             depth: 0,
         }
@@ -432,6 +447,25 @@ impl Gatherer {
             self.leave_struct();
         }
         SPARE_FRAMES.with(|spare| spare.set(std::mem::take(&mut self.frames)));
+        if !self.earlier_records.is_empty() {
+            let earlier = std::mem::take(&mut self.earlier_records);
+            let later = std::mem::replace(&mut self.summary.records, earlier);
+            for ((topic, partition), tally) in &later {
+                self.summary.tally_for(topic, *partition).add(tally);
+            }
+        }
+        self.summary
+    }
+
+    /// Gives up a walk that failed, for a whole decode to gather the
+    /// message again: the earlier message's summary as it came, but for
+    /// the topics, partitions and errors this walk listed so far. Those
+    /// are each listed once, in order of appearance, so gathering the
+    /// message again lists them where this walk did, as if it had not
+    /// run; record tallies, which add up, are given back untouched.
+    pub fn abandon(mut self) -> Summary {
+        SPARE_FRAMES.with(|spare| spare.set(std::mem::take(&mut self.frames)));
+        self.summary.records = self.earlier_records;
         self.summary
     }
 

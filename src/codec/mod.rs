@@ -429,9 +429,24 @@ pub fn decode_message(
     version: i16,
     options: &DecodeOptions,
 ) -> DecodedMessage {
+    decode_message_after(reader, spec, version, options, None)
+}
+
+/// [`decode_message`] for a message that follows the one `earlier` sums
+/// up (a response, after its request): the summary it gives is
+/// `earlier.then(..)` of its own, gathered straight onto `earlier`.
+pub fn decode_message_after(
+    reader: &mut Reader,
+    spec: &MessageSpec,
+    version: i16,
+    options: &DecodeOptions,
+    earlier: Option<Summary>,
+) -> DecodedMessage {
+    let mut earlier = earlier;
     if options.skim {
-        if let Some(skimmed) = skim_message(reader, spec, version, options) {
-            return skimmed;
+        match skim_message(reader, spec, version, options, earlier) {
+            Ok(skimmed) => return skimmed,
+            Err(given_back) => earlier = given_back,
         }
     }
     let mut decoded = decode_with(
@@ -442,8 +457,10 @@ pub fn decode_message(
         WalkState::new(options, false),
     )
     .0;
-    if options.skim {
-        decoded.summary = Some(Summary::of_tree(&decoded.body));
+    if options.skim || earlier.is_some() {
+        let mut summary = earlier.unwrap_or_default();
+        summary.add_tree(&decoded.body);
+        decoded.summary = Some(summary);
     }
     decoded
 }
@@ -622,20 +639,26 @@ fn read_flat_fields(
 /// The most room made up front for a skimmed body's JSON.
 const JSON_ROOM_MAX: usize = 4 << 20;
 
-/// Skims a body by its plan ([`skim`]); `None`, with `reader` as it was,
-/// for a body no plan covers.
+/// Skims a body by its plan ([`skim`]), its summary gathered after
+/// `earlier` ([`decode_message_after`]). For a body no plan covers, the
+/// error holds `earlier` to gather the decoded tree onto
+/// ([`Gatherer::abandon`]), and `reader` is as it was.
 fn skim_message(
     reader: &mut Reader,
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-) -> Option<DecodedMessage> {
+    earlier: Option<Summary>,
+) -> Result<DecodedMessage, Option<Summary>> {
     let flexible = spec.flexible.contains(version);
-    let plan = skim::plan(spec.body, version, flexible, options.json)?;
+    let Some(plan) = skim::plan(spec.body, version, flexible, options.json) else {
+        return Err(earlier);
+    };
     let start = reader.mark();
     let mut body = Struct::default();
     body.fields.reserve_exact(plan.kept);
-    let mut gather = Gatherer::start();
+    let had_earlier = earlier.is_some();
+    let mut gather = Gatherer::start_after(earlier.unwrap_or_default());
     gather.enter_struct();
     let budget = &mut Budget::new(options.limits.max_decompressed);
     let json = if options.json {
@@ -663,9 +686,10 @@ fn skim_message(
     };
     let Some(json) = json else {
         reader.rewind(start);
-        return None;
+        let given_back = gather.abandon();
+        return Err(had_earlier.then_some(given_back));
     };
-    Some(DecodedMessage {
+    Ok(DecodedMessage {
         body,
         error: None,
         violations: Vec::new(),

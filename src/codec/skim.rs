@@ -625,7 +625,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::codec::{decode_message, encode_message, message_from_json, DecodeOptions};
+    use crate::codec::{
+        decode_message, decode_message_after, encode_message, message_from_json, DecodeOptions,
+    };
     use crate::summary::Summary;
 
     /// The plan of the array of structs named `name` among `plan`'s steps.
@@ -685,6 +687,83 @@ mod tests {
                 expected.line(),
                 "audit orders[2,0,1,3] REPLICA_NOT_AVAILABLE,LEADER_NOT_AVAILABLE"
             );
+        }
+    }
+    /// A Fetch response gathered straight onto its Produce-like request's
+    /// summary (`decode_message_after`) sums up as `Summary::then` of the
+    /// two, cut at every byte: where the skim gives up half way, what it
+    /// listed stays where the tree lists it again, and the record tallies
+    /// count once.
+    #[test]
+    fn a_message_gathered_after_an_earlier_one_sums_up_as_then_does() {
+        // As the session skims for lines and statistics.
+        let skim = DecodeOptions {
+            skim: true,
+            records: RecordsMode::HeadersOnly,
+            ..DecodeOptions::default()
+        };
+        let batch = |values: &[&str]| {
+            let records: Vec<_> = values
+                .iter()
+                .map(|value| json!({ "value": value }))
+                .collect();
+            json!({ "batches": [{ "records": records }] })
+        };
+        let encoded = |key: i16, request: bool, version: i16, body: serde_json::Value| {
+            let api = crate::schema::api(key).expect("a known API");
+            let spec = if request { api.request } else { api.response };
+            let tree = message_from_json(spec, version, &body).expect("a tree");
+            let mut bytes = Vec::new();
+            encode_message(&mut bytes, spec, version, &tree).expect("encoded");
+            (spec, bytes)
+        };
+        let (produce, request) = encoded(
+            0,
+            true,
+            8,
+            json!({ "acks": 1, "topic_data": [
+            { "name": "orders", "partition_data": [
+                { "index": 1, "records": batch(&["a", "b", "c"]) },
+                { "index": 5, "records": batch(&["d"]) },
+            ] },
+        ] }),
+        );
+        let mut reader = Reader::new(Bytes::from(request));
+        let earlier = decode_message(&mut reader, produce, 8, &skim)
+            .summary
+            .expect("a summary");
+        assert_eq!(earlier.line(), "orders[1,5] 4 records 154 B");
+        let (fetch, response) = encoded(
+            1,
+            false,
+            11,
+            json!({ "responses": [
+            { "topic": "orders", "partitions": [
+                { "partition_index": 0, "records": batch(&["e", "f"]) },
+                { "partition_index": 1, "error_code": 6, "records": batch(&["g"]) },
+            ] },
+            { "topic": "audit", "partitions": [
+                { "partition_index": 2, "records": batch(&["h"]) },
+            ] },
+        ] }),
+        );
+        for cut in (0..=response.len()).rev() {
+            let decode = |earlier: Option<Summary>| {
+                let bytes = Bytes::copy_from_slice(&response[..cut]);
+                decode_message_after(&mut Reader::new(bytes), fetch, 11, &skim, earlier)
+            };
+            let expected = earlier
+                .clone()
+                .then(decode(None).summary.expect("a summary"));
+            let after = decode(Some(earlier.clone()));
+            assert_eq!(after.summary, Some(expected.clone()), "cut at byte {cut}");
+            if cut == response.len() {
+                assert!(after.body.fields.is_empty(), "the whole body is skimmed");
+                assert_eq!(
+                    expected.line(),
+                    "audit[2] orders[1,5,0] 8 records 369 B NOT_LEADER_OR_FOLLOWER"
+                );
+            }
         }
     }
 }
