@@ -11,7 +11,7 @@ pub use crate::summary::{RecordTally, Summary};
 use crate::{json, schema};
 
 /// One side of an exchange as it was on the wire.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Message {
     /// Capture time of the packet that carried the frame's first byte, in
     /// nanoseconds since the Unix epoch.

@@ -43,7 +43,7 @@
 //! only a frame spanning segments is joined, into room reserved for all of
 //! it, each byte copied once.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::ops::ControlFlow;
@@ -2464,13 +2464,48 @@ fn decoded_message(
     missing_bytes: u64,
     decode: impl FnOnce(&mut DecodedFrame),
 ) -> Box<Message> {
-    let mut message = Box::new(Message {
-        ts_ns,
-        frame: DecodedFrame::default(),
-        missing_bytes,
-    });
+    let mut message = SPARE_MESSAGES
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_default();
+    message.ts_ns = ts_ns;
+    message.missing_bytes = missing_bytes;
     decode(&mut message.frame);
     message
+}
+
+thread_local! {
+    /// Boxes of messages whose exchanges were handed back ([`recycle`]),
+    /// emptied, for the next messages decoded on this thread.
+    static SPARE_MESSAGES: RefCell<Vec<Box<Message>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most spare message boxes a thread keeps.
+const SPARE_MESSAGES_MAX: usize = 8;
+
+/// Hands back an exchange that its reader is done with: its message boxes
+/// are emptied and kept for the next messages this thread decodes, and
+/// its summary's buffers for the next summary gathered, which then
+/// allocate none (an exchange simply dropped is fine too).
+pub fn recycle(exchange: Exchange) {
+    let Exchange {
+        request,
+        response,
+        summary,
+        ..
+    } = exchange;
+    if let Some(summary) = summary {
+        summary.recycle();
+    }
+    SPARE_MESSAGES.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        for mut message in [request, response].into_iter().flatten() {
+            if spare.len() >= SPARE_MESSAGES_MAX {
+                break;
+            }
+            *message = Message::default();
+            spare.push(message);
+        }
+    });
 }
 
 /// Decodes into JSON the messages of an exchange that a session with
@@ -3947,6 +3982,40 @@ mod tests {
             }
             let result = run(wire.segments);
             let _ = result.connections;
+        }
+    }
+
+    /// Exchanges handed back ([`recycle`]) as soon as they are read give
+    /// their boxes and summary buffers to the next ones, which must come
+    /// out exactly as freshly made ones do, on every corpus capture.
+    #[test]
+    fn recycled_exchanges_leave_no_trace_in_later_ones() {
+        let mut options = AnalyzerOptions::default();
+        options.decode.skim = true;
+        options.decode.records = RecordsMode::HeadersOnly;
+        let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures");
+        let mut paths: Vec<_> = std::fs::read_dir(&captures)
+            .expect("corpus/captures")
+            .map(|entry| entry.expect("an entry").path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "pcap"))
+            .collect();
+        paths.sort();
+        assert!(paths.len() >= 10, "{paths:?}");
+        for path in &paths {
+            let read = |recycling: bool| {
+                let mut shown = Vec::new();
+                read_capture(path, options.clone(), |exchange| {
+                    shown.push(format!("{exchange:?}"));
+                    if recycling {
+                        recycle(exchange);
+                    }
+                })
+                .expect("the capture reads");
+                shown
+            };
+            let fresh = read(false);
+            assert!(!fresh.is_empty(), "{}", path.display());
+            assert_eq!(read(true), fresh, "{}", path.display());
         }
     }
 }

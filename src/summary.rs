@@ -211,10 +211,19 @@ impl Summary {
 
     /// Adds what `tree` is about.
     pub fn add_tree(&mut self, tree: &Struct) {
-        let mut gatherer = Gatherer::start();
-        gatherer.summary = std::mem::take(self);
+        let mut gatherer = Gatherer::start_after(std::mem::take(self));
         gatherer.replay_struct(tree);
         *self = gatherer.finish();
+    }
+
+    /// Hands this summary's buffers, emptied, to the next gatherer
+    /// started on this thread ([`Gatherer::start`]), which then allocates
+    /// none for the first topic and tally (dropping it is fine too).
+    pub fn recycle(mut self) {
+        self.topics.0.clear();
+        self.records.0.clear();
+        self.errors.clear();
+        SPARE_SUMMARY.with(|spare| spare.set(self));
     }
 
     /// Adds what another summary holds, as if its message had been
@@ -418,12 +427,20 @@ thread_local! {
     /// The struct frames of a gatherer between two messages, kept with
     /// their buffers so that the next message allocates none.
     static SPARE_FRAMES: Cell<Vec<Frame>> = const { Cell::new(Vec::new()) };
+    /// An empty summary with buffers, from [`Summary::recycle`].
+    static SPARE_SUMMARY: Cell<Summary> = const {
+        Cell::new(Summary {
+            topics: Listing(Vec::new()),
+            records: Listing(Vec::new()),
+            errors: Vec::new(),
+        })
+    };
 }
 
 impl Gatherer {
     /// A gatherer for one message, with this thread's spare frames.
     pub fn start() -> Gatherer {
-        Gatherer::start_after(Summary::default())
+        Gatherer::start_after(SPARE_SUMMARY.with(Cell::take))
     }
 
     /// A gatherer for a message that comes after the one `earlier` was

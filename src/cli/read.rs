@@ -165,33 +165,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return workers.push(exchange, first_ns, &mut json, &mut keep);
             }
             let summary = exchange.summary();
-            if !filter.matches_with(&exchange, Some(&summary)) {
-                return Ok(());
-            }
-            keep(&exchange);
-            if args.stats {
-                stats.add_with(&exchange, &summary);
-                return Ok(());
-            }
-            if args.json {
-                // The writer's errors are io::Errors, so main sees a broken
-                // pipe as one.
-                write_exchange_json(&mut json, &exchange, &summary, first_ns);
-                json.end_line()?;
-                if interactive {
-                    json.flush()?;
-                }
-            } else {
-                write_text_line(&mut lines, &mut addresses, &exchange, &summary, first_ns);
-                lines.push('\n');
-                if interactive || lines.len() >= OUTPUT_BUFFER {
-                    stdout.write_all(lines.as_bytes())?;
-                    lines.clear();
-                }
-                if interactive {
-                    stdout.flush()?;
+            if filter.matches_with(&exchange, Some(&summary)) {
+                keep(&exchange);
+                if args.stats {
+                    stats.add_with(&exchange, &summary);
+                } else if args.json {
+                    // The writer's errors are io::Errors, so main sees a
+                    // broken pipe as one.
+                    write_exchange_json(&mut json, &exchange, &summary, first_ns);
+                    json.end_line()?;
+                    if interactive {
+                        json.flush()?;
+                    }
+                } else {
+                    write_text_line(&mut lines, &mut addresses, &exchange, &summary, first_ns);
+                    lines.push('\n');
+                    if interactive || lines.len() >= OUTPUT_BUFFER {
+                        stdout.write_all(lines.as_bytes())?;
+                        lines.clear();
+                    }
+                    if interactive {
+                        stdout.flush()?;
+                    }
                 }
             }
+            // Shown: its buffers serve the exchanges still to come.
+            drop(summary);
+            kwire::session::recycle(exchange);
             Ok(())
         };
         let mut failed = None;

@@ -658,7 +658,7 @@ fn skim_message(
     let mut body = Struct::default();
     body.fields.reserve_exact(plan.kept);
     let had_earlier = earlier.is_some();
-    let mut gather = Gatherer::start_after(earlier.unwrap_or_default());
+    let mut gather = earlier.map_or_else(Gatherer::start, Gatherer::start_after);
     gather.enter_struct();
     let budget = &mut Budget::new(options.limits.max_decompressed);
     let json = if options.json {
