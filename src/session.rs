@@ -2475,7 +2475,9 @@ fn decoded_message(
 
 thread_local! {
     /// Boxes of messages whose exchanges were handed back ([`recycle`]),
-    /// emptied, for the next messages decoded on this thread.
+    /// emptied, for the next messages decoded on this thread. The boxes,
+    /// not their contents, are what is kept: their allocations are reused.
+    #[allow(clippy::vec_box)]
     static SPARE_MESSAGES: RefCell<Vec<Box<Message>>> = const { RefCell::new(Vec::new()) };
 }
 
