@@ -2458,7 +2458,8 @@ fn settle(exchanges: &mut u64, exchange: &mut Exchange) {
 /// An exchange's message, its frame decoded by `decode` straight into the
 /// box that keeps it (a frame is large: moving it costs more than
 /// decoding a small one). Hide its secrets with [`hide_secrets`] once the
-/// Kafka layer has read it.
+/// Kafka layer has read it. The box may be a spare one ([`recycle`]):
+/// `decode` must replace the frame whole, as every `decode_*_into` does.
 fn decoded_message(
     ts_ns: i64,
     missing_bytes: u64,
@@ -2504,7 +2505,15 @@ pub fn recycle(exchange: Exchange) {
             if spare.len() >= SPARE_MESSAGES_MAX {
                 break;
             }
-            *message = Message::default();
+            // What may hold many bytes (the capture's, a tree, JSON
+            // text) goes now; the rest is small, and goes when the next
+            // decode replaces the frame whole.
+            let frame = &mut message.frame;
+            frame.raw = Bytes::new();
+            frame.trailing = Bytes::new();
+            frame.body = None;
+            frame.body_json = None;
+            frame.violations = Vec::new();
             spare.push(message);
         }
     });
