@@ -412,8 +412,9 @@ fn decode_frame(
         }
     }
     decoded.raw = reader.into_bytes();
-    // A frame whose body was not skimmed (or not decoded) takes the
-    // earlier summary here.
+    // A body that `decode_message_after` did not gather onto the earlier
+    // summary (an unknown API, a newer version, a header that failed)
+    // takes it here.
     if let Some(earlier) = earlier {
         put_after(earlier, decoded);
     }

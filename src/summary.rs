@@ -448,7 +448,13 @@ impl Gatherer {
     /// what `earlier.then(..)` of this message's own summary would give,
     /// without that summary made and merged apart.
     pub fn start_after(mut earlier: Summary) -> Gatherer {
-        let earlier_records = std::mem::take(&mut earlier.records);
+        // Without tallies, the earlier summary's buffer stays to gather
+        // this message's in.
+        let earlier_records = if earlier.records.is_empty() {
+            Listing::default()
+        } else {
+            std::mem::take(&mut earlier.records)
+        };
         Gatherer {
             summary: earlier,
             earlier_records,
