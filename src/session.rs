@@ -41,7 +41,11 @@
 //! out as soon as they complete. Nothing is copied that need not be: a frame
 //! that lies within one segment is a view of the capture's own buffer, and
 //! only a frame spanning segments is joined, into room reserved for all of
-//! it, each byte copied once.
+//! it, each byte copied once. A response's summary is gathered straight
+//! onto its request's. A reader done with an exchange may hand it back
+//! ([`recycle`]): its message boxes and summary buffers then serve the
+//! next ones, so that a steady stream of exchanges allocates next to
+//! nothing.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet, VecDeque};

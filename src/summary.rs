@@ -4,7 +4,9 @@
 //! a text field, an array, a record set, a struct ends), which come either
 //! from a decoded tree ([`Summary::add_tree`]) or straight from the wire
 //! while the codec skims a message without building its tree: one set of
-//! rules, so lines and statistics read the same either way.
+//! rules, so lines and statistics read the same either way. A response is
+//! gathered onto its request's summary ([`Gatherer::start_after`]), with
+//! the same outcome as merging the two ([`Summary::then`]).
 
 use std::borrow::Borrow;
 use std::cell::Cell;
