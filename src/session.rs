@@ -2043,9 +2043,9 @@ impl Conn {
             return;
         };
         let (options, json_later) = shared.decode_options(api_key);
-        // The request's summary is gathered on in the response's, which
-        // then sums up both: the exchange's summary, with no second one
-        // made and merged. An empty one stays behind in its place.
+        // The response's summary is gathered onto its request's, which
+        // then sums up the exchange with no second summary made and
+        // merged; the request keeps an empty one in its place.
         let earlier = self
             .outstanding
             .front_mut()
@@ -2480,8 +2480,8 @@ fn decoded_message(
 
 thread_local! {
     /// Boxes of messages whose exchanges were handed back ([`recycle`]),
-    /// emptied, for the next messages decoded on this thread. The boxes,
-    /// not their contents, are what is kept: their allocations are reused.
+    /// for the next messages decoded on this thread. The boxes, not their
+    /// contents, are what is kept: their allocations are reused.
     #[allow(clippy::vec_box)]
     static SPARE_MESSAGES: RefCell<Vec<Box<Message>>> = const { RefCell::new(Vec::new()) };
 }
@@ -2490,9 +2490,10 @@ thread_local! {
 const SPARE_MESSAGES_MAX: usize = 8;
 
 /// Hands back an exchange that its reader is done with: its message boxes
-/// are emptied and kept for the next messages this thread decodes, and
-/// its summary's buffers for the next summary gathered, which then
-/// allocate none (an exchange simply dropped is fine too).
+/// (rid of whatever may hold many bytes) are kept for the next messages
+/// this thread decodes, and its summary's buffers for the next summary
+/// gathered, which then allocate none. An exchange simply dropped is fine
+/// too; at most a few boxes are kept.
 pub fn recycle(exchange: Exchange) {
     let Exchange {
         request,

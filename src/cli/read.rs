@@ -189,7 +189,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            // Shown: its buffers serve the exchanges still to come.
+            // Done with, shown or not: its buffers serve the exchanges
+            // still to come.
             drop(summary);
             kwire::session::recycle(exchange);
             Ok(())
