@@ -154,12 +154,8 @@ impl Exchange {
         }
         let mut settled: Option<Summary> = None;
         for message in messages.into_iter().flatten() {
-            let part = match message.frame.summary.take() {
-                Some(skimmed) => skimmed,
-                None => match &message.frame.body {
-                    Some(body) => Summary::of_tree(body),
-                    None => continue,
-                },
+            let Some(part) = message.frame.take_summary() else {
+                continue;
             };
             settled = Some(match settled {
                 Some(first) => first.then(part),

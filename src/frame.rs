@@ -115,6 +115,16 @@ impl DecodedFrame {
         schema::api(self.api_key)
     }
 
+    /// What the frame is about, taken out: the summary gathered while its
+    /// body was skimmed, or else its tree's; `None` without a body.
+    pub fn take_summary(&mut self) -> Option<Summary> {
+        match (self.summary.take(), &self.body) {
+            (Some(skimmed), _) => Some(skimmed),
+            (None, Some(body)) => Some(Summary::of_tree(body)),
+            (None, None) => None,
+        }
+    }
+
     /// `Produce`, `ApiKey(123)` for a key not in the tables, or `unknown API`
     /// (key -1) when it could not be told.
     pub fn api_name(&self) -> String {
@@ -288,11 +298,7 @@ pub fn decode_response_after(
 /// tree where it was not skimmed), as `Exchange::settle_summary` combines
 /// a request's and a response's.
 fn put_after(earlier: Summary, decoded: &mut DecodedFrame) {
-    let own = match (decoded.summary.take(), &decoded.body) {
-        (Some(own), _) => own,
-        (None, Some(body)) => Summary::of_tree(body),
-        (None, None) => Summary::default(),
-    };
+    let own = decoded.take_summary().unwrap_or_default();
     decoded.summary = Some(earlier.then(own));
 }
 
@@ -310,9 +316,8 @@ fn decode_frame(
     header_spec: &MessageSpec,
     body_spec: Option<&MessageSpec>,
     options: &DecodeOptions,
-    earlier: Option<Summary>,
+    mut earlier: Option<Summary>,
 ) {
-    let mut earlier = earlier;
     let size = frame.len();
     *out = DecodedFrame {
         direction,

@@ -440,9 +440,8 @@ pub fn decode_message_after(
     spec: &MessageSpec,
     version: i16,
     options: &DecodeOptions,
-    earlier: Option<Summary>,
+    mut earlier: Option<Summary>,
 ) -> DecodedMessage {
-    let mut earlier = earlier;
     if options.skim {
         match skim_message(reader, spec, version, options, earlier) {
             Ok(skimmed) => return skimmed,
