@@ -33,7 +33,7 @@ pub trait JsonSink {
     fn begin_array(&mut self);
     fn end_array(&mut self);
     fn key(&mut self, name: &str);
-    /// A key known when kwire is built; see [`key!`].
+    /// A key known when kwire is built; see the crate's `key!` macro.
     fn known_key(&mut self, key: Key) {
         self.key(key.name());
     }
@@ -76,7 +76,7 @@ pub trait JsonSink {
 
 /// An object key known when kwire is built, with its JSON text (quoted,
 /// and the colon), so that writing it is a copy: no check, no escaping.
-/// Made by [`key!`].
+/// Made by the crate's `key!` macro.
 #[derive(Clone, Copy, Debug)]
 pub struct Key {
     /// `"name":` (the name is what lies between the quotes).
@@ -85,8 +85,8 @@ pub struct Key {
 
 impl Key {
     /// `text` must be `name` quoted and followed by a colon, and `name`
-    /// must need no escaping; in a constant (as [`key!`] makes it), a
-    /// wrong pair fails the build.
+    /// must need no escaping; in a constant (as the crate's `key!` macro
+    /// makes it), a wrong pair fails the build.
     pub const fn new(name: &'static str, text: &'static str) -> Key {
         let (name_bytes, text_bytes) = (name.as_bytes(), text.as_bytes());
         assert!(text_bytes.len() == name_bytes.len() + 3);

@@ -3,10 +3,11 @@
 //! This module owns everything below the TCP byte stream: opening a pcap or
 //! pcapng savefile (or standard input) through libpcap, handing out each
 //! record as an owned [`RawPacket`] (classic pcap and single-interface
-//! pcapng files are read without libpcap, in [`savefile`]), parsing the link, IP and TCP headers of a
-//! packet into a [`TcpSegment`] (in [`link`]), and writing chosen packets back
-//! out as a classic pcap file (in [`writer`]). Reassembling segments into
-//! byte streams is the job of [`crate::reassembly`]; nothing here keeps state
+//! pcapng files are read without libpcap, in the private `savefile`
+//! module), parsing the link, IP and TCP headers of a packet into a
+//! [`TcpSegment`] (in [`link`]), and writing chosen packets back out as a
+//! classic pcap file (in [`writer`]). Reassembling segments into byte
+//! streams is the job of [`crate::reassembly`]; nothing here keeps state
 //! across packets.
 
 pub mod link;

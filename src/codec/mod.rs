@@ -12,7 +12,7 @@
 //! needs: topics, partitions, record sets and error codes go to a
 //! [`Gatherer`], the header keeps only its correlation and client ids, and
 //! the body only the top-level numbers the Kafka layer reads
-//! ([`SKIM_KEEPS`]), with nothing else built ([`skim`]). A message the skim
+//! ([`SKIM_KEEPS`]), with nothing else built (the private `skim` module). A message the skim
 //! does not cover (anything that is an error or a violation) is decoded
 //! whole, and its summary is read from the tree.
 
