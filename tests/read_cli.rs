@@ -298,6 +298,37 @@ fn stdin_reads_like_a_file() {
     assert_eq!(String::from_utf8(output.stdout).expect("utf-8"), from_file);
 }
 
+/// tshark reads a capture compressed whole; so does kwire, by content,
+/// whatever the file is called, with the same output as the plain file.
+#[test]
+fn a_compressed_capture_reads_like_the_plain_one() {
+    use std::io::Write;
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let bytes = std::fs::read(&capture).expect("corpus capture");
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(&bytes).expect("gzip");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let compressed = [
+        ("capture.pcap.gz", gzip.finish().expect("gzip")),
+        (
+            "capture.zst",
+            zstd::encode_all(&bytes[..], 0).expect("zstd"),
+        ),
+    ];
+    let plain = capture.to_str().expect("utf-8 path");
+    for (name, bytes) in compressed {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write");
+        let path = path.to_str().expect("utf-8 path");
+        for mode in [&[][..], &["--json"], &["--stats"]] {
+            let want = stdout_of(&[&["read", plain][..], mode].concat());
+            assert!(!want.is_empty());
+            let got = stdout_of(&[&["read", path][..], mode].concat());
+            assert_eq!(got, want, "{name} {mode:?}");
+        }
+    }
+}
+
 #[test]
 fn errors_exit_with_2_and_say_why() {
     let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");

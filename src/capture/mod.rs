@@ -4,12 +4,14 @@
 //! pcapng savefile (or standard input) through libpcap, handing out each
 //! record as an owned [`RawPacket`] (classic pcap and single-interface
 //! pcapng files are read without libpcap, in the private `savefile`
-//! module), parsing the link, IP and TCP headers of a packet into a
+//! module; files compressed whole with gzip or zstd are decompressed on
+//! the way, in the private `compressed` module), parsing the link, IP and TCP headers of a packet into a
 //! [`TcpSegment`] (in [`link`]), and writing chosen packets back out as a
 //! classic pcap file (in [`writer`]). Reassembling segments into byte
 //! streams is the job of [`crate::reassembly`]; nothing here keeps state
 //! across packets.
 
+mod compressed;
 pub mod link;
 pub mod live;
 mod savefile;
@@ -25,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
 
+use compressed::{Compression, Decompression};
 pub use link::{into_tcp, parse_tcp, SkipReason, TcpSegment};
 use savefile::{Record, Stop};
 pub use writer::PcapWriter;
@@ -164,6 +167,15 @@ pub enum CaptureError {
     },
 }
 
+/// The compression a capture file comes in (`gzip`, `zstd`), which
+/// [`CaptureReader::open`] undoes; `None` for a plain file or one that
+/// cannot be opened. Its size then says nothing of how much there is to
+/// read.
+pub fn compression_of(path: &Path) -> Option<&'static str> {
+    let file = File::open(path).ok()?;
+    Compression::of(&file).map(Compression::name)
+}
+
 /// The text of a libpcap error without the crate's "libpcap error: " prefix.
 fn pcap_message(error: pcap::Error) -> String {
     match error {
@@ -185,6 +197,8 @@ pub struct CaptureReader {
     done: bool,
     /// Where small packets are copied to; see [`copy_packet`].
     chunk: BytesMut,
+    /// The decompression feeding libpcap, for a compressed file.
+    decompression: Option<compressed::Decompression>,
 }
 
 /// Where the records come from.
@@ -231,11 +245,31 @@ impl CaptureReader {
         }
         // Opening it ourselves first turns "no such file" and "permission
         // denied" into plain io errors instead of libpcap strings.
-        let file = File::open(path).map_err(|source| CaptureError::Open {
+        let open_error = |source| CaptureError::Open {
             path: path.to_path_buf(),
             source,
-        })?;
-        CaptureReader::from_file(file, path)
+        };
+        let file = File::open(path).map_err(open_error)?;
+        let Some(compression) = Compression::of(&file) else {
+            return CaptureReader::from_file(file, path);
+        };
+        let (decompression, decompressed) =
+            Decompression::start(file, compression).map_err(open_error)?;
+        match CaptureReader::from_file(decompressed, path) {
+            Ok(mut reader) => {
+                reader.decompression = Some(decompression);
+                Ok(reader)
+            }
+            // What broke the stream, when it broke before a capture's
+            // header came through; else what libpcap made of the header.
+            Err(CaptureError::Format { path, message }) => Err(CaptureError::Format {
+                path,
+                message: decompression.failure().unwrap_or_else(|| {
+                    format!("{message} (after {} decompression)", decompression.name())
+                }),
+            }),
+            Err(other) => Err(other),
+        }
     }
 
     /// Reads a capture from an already open file (or pipe); `name` is only
@@ -271,6 +305,7 @@ impl CaptureReader {
             next_index: 0,
             done: false,
             chunk: BytesMut::new(),
+            decompression: None,
         }
     }
 
@@ -311,13 +346,23 @@ impl CaptureReader {
             }
             Ok(None) => {
                 self.done = true;
-                None
+                // A decompression that broke off at a record boundary
+                // looks like the end of the capture to libpcap.
+                let message = self.decompression.as_ref()?.failure()?;
+                Some(Err(CaptureError::Read {
+                    path: self.path.clone(),
+                    packet: self.next_index,
+                    message,
+                }))
             }
             Err(stop) => {
                 self.done = true;
-                let message = match stop {
-                    Stop::Error(message) => message,
-                    Stop::Handover => "libpcap cannot take the capture over".to_owned(),
+                let failure = self.decompression.as_ref().and_then(Decompression::failure);
+                let message = match (failure, stop) {
+                    // Rather than libpcap's view of the stream it cut.
+                    (Some(failure), _) => failure,
+                    (None, Stop::Error(message)) => message,
+                    (None, Stop::Handover) => "libpcap cannot take the capture over".to_owned(),
                 };
                 Some(Err(CaptureError::Read {
                     path: self.path.clone(),

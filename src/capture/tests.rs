@@ -1790,3 +1790,187 @@ fn test_truncation_at_record_edges_of_large_files_reads_the_same_as_libpcap() {
     let count = mostly_direct(&served, true);
     println!("mixed, {} bytes, {count} cuts: {served:?}", bytes.len());
 }
+
+/// Every packet of a capture, or the reader's error text in its place.
+fn read_all(path: &Path) -> Vec<Result<RawPacket, String>> {
+    let reader = CaptureReader::open(path).unwrap();
+    reader
+        .map(|next| next.map_err(|error| error.to_string()))
+        .collect()
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// A file's name and bytes.
+type Named = (String, Vec<u8>);
+
+/// The corpus capture, a pcapng file and a file larger than a socket's
+/// buffer (the decompressing thread then waits on the reader), each
+/// compressed as a user would: gzip, gzip in two members
+/// (`cat a.gz b.gz`), and zstd.
+fn compressed_cases(dir: &Path) -> Vec<(PathBuf, Vec<Named>)> {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let packets: Vec<Vec<u8>> = (0..3000u32)
+        .map(|i| ipv4_tcp(&i.to_be_bytes().repeat(100)))
+        .collect();
+    let frames: Vec<Vec<u8>> = packets[..3]
+        .iter()
+        .map(|packet| ethernet(0x0800, packet))
+        .collect();
+    let plain = [
+        ("kcat-mock.pcap", std::fs::read(corpus).unwrap()),
+        (
+            "small.pcapng",
+            pcapng(1, true, &frames, 1_700_000_000_000_000_000),
+        ),
+        ("large.pcap", microsecond_pcap(false, &packets)),
+    ];
+    plain
+        .into_iter()
+        .map(|(name, bytes)| {
+            let path = dir.join(name);
+            std::fs::write(&path, &bytes).unwrap();
+            let (head, tail) = bytes.split_at(bytes.len() / 3);
+            let compressed = vec![
+                (format!("{name}.gz"), gzip(&bytes)),
+                (format!("{name}.2.gz"), [gzip(head), gzip(tail)].concat()),
+                (
+                    format!("{name}.zst"),
+                    zstd::encode_all(&bytes[..], 3).unwrap(),
+                ),
+            ];
+            (path, compressed)
+        })
+        .collect()
+}
+
+#[test]
+fn test_compressed_captures_read_as_the_plain_file() {
+    let dir = temp_dir();
+    for (plain, compressed) in compressed_cases(dir.path()) {
+        let want = read_all(&plain);
+        assert!(
+            want.len() >= 3 && want.iter().all(Result::is_ok),
+            "{plain:?}"
+        );
+        assert_eq!(compression_of(&plain), None);
+        for (name, bytes) in compressed {
+            let path = dir.path().join(&name);
+            std::fs::write(&path, bytes).unwrap();
+            let format = if name.ends_with(".zst") {
+                "zstd"
+            } else {
+                "gzip"
+            };
+            assert_eq!(compression_of(&path), Some(format), "{name}");
+            let link = CaptureReader::open(&plain).unwrap().link_type();
+            assert_eq!(
+                CaptureReader::open(&path).unwrap().link_type(),
+                link,
+                "{name}"
+            );
+            assert!(
+                read_all(&path) == want,
+                "{name} reads otherwise than {plain:?}"
+            );
+        }
+    }
+}
+
+/// A compressed file cut short gives the packets decompressed before the
+/// cut, exactly, then one error naming the compression, then nothing; a
+/// reader dropped half way stops its thread (the test would hang on a
+/// thread left writing).
+#[test]
+fn test_a_compressed_capture_cut_short_reads_up_to_the_cut_and_says_why() {
+    let dir = temp_dir();
+    for (plain, compressed) in compressed_cases(dir.path()) {
+        let want = read_all(&plain);
+        for (name, bytes) in compressed {
+            let format = if name.ends_with(".zst") {
+                "zstd"
+            } else {
+                "gzip"
+            };
+            for keep in [bytes.len() / 4, bytes.len() / 2, bytes.len() - 1] {
+                let path = dir.path().join(format!("cut-{keep}-{name}"));
+                std::fs::write(&path, &bytes[..keep]).unwrap();
+                // zstd gives nothing of a block cut short: there may be
+                // no header to open.
+                let mut reader = match CaptureReader::open(&path) {
+                    Ok(reader) => reader,
+                    Err(error) => {
+                        let message = error.to_string();
+                        assert!(
+                            message.contains(&format!("{format} decompression failed")),
+                            "{name} cut at {keep}: {message}"
+                        );
+                        continue;
+                    }
+                };
+                let mut read = 0;
+                let message = loop {
+                    match reader.next_packet() {
+                        Some(Ok(packet)) => {
+                            assert!(
+                                want[read] == Ok(packet),
+                                "{name} cut at {keep}: packet {read}"
+                            );
+                            read += 1;
+                        }
+                        Some(Err(error)) => break error.to_string(),
+                        None => panic!("{name} cut at {keep}: no error after {read} packets"),
+                    }
+                };
+                // Cut in its trailer, a file may give every packet first.
+                assert!(read <= want.len(), "{name} cut at {keep}");
+                assert!(
+                    message.contains(&format!("{format} decompression failed"))
+                        && message.contains(&format!("packet {read}")),
+                    "{name} cut at {keep}: {message}"
+                );
+                assert!(reader.next_packet().is_none());
+                assert!(reader.next_packet().is_none());
+            }
+            let path = dir.path().join(&name);
+            std::fs::write(&path, &bytes).unwrap();
+            let mut reader = CaptureReader::open(&path).unwrap();
+            assert!(reader.next_packet().unwrap().is_ok());
+            drop(reader);
+        }
+    }
+}
+
+#[test]
+fn test_compressed_files_that_hold_no_capture_say_so() {
+    let dir = temp_dir();
+    let cases: [(&str, Vec<u8>, &str); 3] = [
+        (
+            "text.gz",
+            gzip(b"not a capture, just some text\n"),
+            "unknown file format (after gzip decompression)",
+        ),
+        (
+            "header.gz",
+            b"\x1f\x8b\x08\x00garbage".to_vec(),
+            "gzip decompression failed",
+        ),
+        (
+            "frame.zst",
+            b"\x28\xb5\x2f\xfd\xff\xff\xff\xff".to_vec(),
+            "zstd decompression failed",
+        ),
+    ];
+    for (name, bytes, wanted) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let message = CaptureReader::open(&path).unwrap_err().to_string();
+        assert!(message.contains(name), "{message}");
+        assert!(message.contains(wanted), "{name}: {message}");
+    }
+}

@@ -31,7 +31,8 @@ use super::json_workers::{JsonWorkers, Work, BATCH_EXCHANGES, DIRECT_BODY_MIN};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The capture file, pcap or pcapng; `-` reads stdin.
+    /// The capture file, pcap or pcapng, plain or compressed whole with
+    /// gzip or zstd; `-` reads (plain) stdin.
     file: PathBuf,
     /// Print NDJSON, one object per exchange (with --stats, the report as
     /// JSON).
@@ -605,7 +606,12 @@ const PROGRESS_EVERY: u64 = 1024;
 const BAR_WIDTH: u64 = 30;
 
 impl Progress {
+    /// A bar for a plain file; a compressed one's size says nothing of
+    /// how far the read is.
     fn for_file(path: &Path) -> Option<Progress> {
+        if kwire::capture::compression_of(path).is_some() {
+            return None;
+        }
         let metadata = std::fs::metadata(path).ok()?;
         (metadata.is_file() && metadata.len() > 0).then(|| Progress {
             total: metadata.len(),

@@ -17,7 +17,8 @@ use kwire::tui::{self, RunOptions, Terminal, TerminalEvents};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The capture file, pcap or pcapng.
+    /// The capture file, pcap or pcapng, plain or compressed whole with
+    /// gzip or zstd.
     file: PathBuf,
     /// Play the capture at its original timing, as if live.
     #[arg(long)]

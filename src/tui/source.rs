@@ -253,10 +253,11 @@ pub fn spawn_file(
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, CaptureError> {
     let reader = CaptureReader::open(path)?;
+    // A compressed file's size says nothing of how far the read is.
     let total = std::fs::metadata(path)
         .ok()
         .map(|m| m.len())
-        .filter(|n| *n > 0);
+        .filter(|n| *n > 0 && crate::capture::compression_of(path).is_none());
     let handle = std::thread::Builder::new()
         .name("kwire-reader".to_owned())
         .spawn(move || read_file(reader, options, total, tx, &stop))
