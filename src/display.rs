@@ -476,6 +476,26 @@ pub fn rfc3339(ts_ns: i64) -> String {
     )
 }
 
+/// Appends `2024-05-01T12:34:56.123456Z`: [`rfc3339`] cut to
+/// microseconds (down, as the time columns of text lines are), without the
+/// formatting machinery.
+pub fn push_rfc3339_micros(out: &mut String, ts_ns: i64) {
+    match rfc3339_bytes(ts_ns) {
+        // ASCII digits and separators only.
+        Some(bytes) => bytes
+            .get(..26)
+            .into_iter()
+            .flatten()
+            .for_each(|byte| out.push(char::from(*byte))),
+        None => {
+            // Nine digits of nanoseconds and the Z: cut the last three.
+            let full = rfc3339(ts_ns);
+            out.push_str(full.get(..full.len() - 4).unwrap_or(&full));
+        }
+    }
+    out.push('Z');
+}
+
 /// [`rfc3339`] without the formatting machinery, for the years of four
 /// digits (all that nanoseconds in an i64 reach: 1677 to 2262).
 fn rfc3339_bytes(ts_ns: i64) -> Option<[u8; 30]> {

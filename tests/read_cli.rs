@@ -298,6 +298,58 @@ fn stdin_reads_like_a_file() {
     assert_eq!(String::from_utf8(output.stdout).expect("utf-8"), from_file);
 }
 
+/// `--time absolute` and `--time epoch` show each exchange's request time
+/// (NDJSON's `ts`) in the line's time column, to the microsecond; the
+/// rest of the line is as `--time relative`, the default, writes it.
+#[test]
+fn time_columns_show_the_exchange_time() {
+    for capture in captures().iter().take(4) {
+        let capture = capture.to_str().expect("utf-8 path");
+        let json = json_lines(&stdout_of(&["read", capture, "--json"]));
+        let relative = stdout_of(&["read", capture]);
+        assert_eq!(
+            stdout_of(&["read", capture, "--time", "relative"]),
+            relative
+        );
+        for column in ["absolute", "epoch"] {
+            let text = stdout_of(&["read", capture, "--time", column]);
+            assert_eq!(text.lines().count(), json.len(), "{capture}");
+            for ((line, object), plain) in text.lines().zip(&json).zip(relative.lines()) {
+                let ts = object["ts"].as_str().expect("ts");
+                // RFC 3339 with nanoseconds: cut to microseconds.
+                let wanted = match column {
+                    "absolute" => format!("{}Z", &ts[..ts.len() - 4]),
+                    _ => epoch_seconds(ts),
+                };
+                let mut words = line.split_whitespace();
+                let (id, time) = (words.next(), words.next());
+                assert_eq!(time, Some(wanted.as_str()), "{capture}: {line}");
+                let mut plain_words = plain.split_whitespace();
+                assert_eq!(id, plain_words.next());
+                assert!(words.eq(plain_words.skip(1)), "{capture}: {line} / {plain}");
+            }
+        }
+    }
+}
+
+/// `2026-11-21T20:17:07.248015000Z` as `1795292227.248015`, by the
+/// civil-from-days rule (Howard Hinnant's days_from_civil).
+fn epoch_seconds(rfc3339: &str) -> String {
+    let number = |range: std::ops::Range<usize>| -> i64 {
+        rfc3339[range].parse().expect("a number in the timestamp")
+    };
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    let (hour, minute, second) = (number(11..13), number(14..16), number(17..19));
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+    format!("{seconds}.{}", &rfc3339[20..26])
+}
+
 /// tshark reads a capture compressed whole; so does kwire, by content,
 /// whatever the file is called, with the same output as the plain file.
 #[test]

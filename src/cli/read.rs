@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use kwire::capture::{parse_tcp, CaptureError, CaptureReader, LinkType, PcapWriter, RawPacket};
 use kwire::codec::RecordsMode;
-use kwire::display::write_exchange_json;
+use kwire::display::{push_rfc3339_micros, write_exchange_json};
 use kwire::exchange::{
     push_int, push_uint, push_uint_zero_padded, Exchange, ExchangeState, Summary,
 };
@@ -58,6 +58,11 @@ pub struct Args {
     write: Option<PathBuf>,
     #[command(flatten)]
     decoding: super::DecodeFlags,
+    /// What the time column of text lines shows: seconds since the first
+    /// packet, the date and time in UTC, or seconds since the Unix epoch
+    /// (as tshark's -t r, -t ud and -t e).
+    #[arg(long, value_enum, default_value_t = TimeColumn::Relative)]
+    time: TimeColumn,
     /// Never draw the progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -75,6 +80,17 @@ pub struct Args {
     /// writes the exchange; small values let the tests take that path.
     #[arg(long, hide = true, default_value_t = DIRECT_BODY_MIN)]
     json_direct_min: usize,
+}
+
+/// The time column of text lines, each to the microsecond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TimeColumn {
+    /// `12.345678`: seconds since the capture's first packet.
+    Relative,
+    /// `2024-05-01T12:34:56.123456Z`: RFC 3339, in UTC.
+    Absolute,
+    /// `1714566896.123456`: seconds since the Unix epoch.
+    Epoch,
 }
 
 /// Most threads --json decodes on by default, the reading thread included.
@@ -179,7 +195,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         json.flush()?;
                     }
                 } else {
-                    write_text_line(&mut lines, &mut addresses, &exchange, &summary, first_ns);
+                    let time = Time {
+                        column: args.time,
+                        first_ns,
+                    };
+                    write_text_line(&mut lines, &mut addresses, &exchange, &summary, time);
                     lines.push('\n');
                     if interactive || lines.len() >= OUTPUT_BUFFER {
                         stdout.write_all(lines.as_bytes())?;
@@ -271,24 +291,19 @@ fn write_text_line(
     addresses: &mut AddrCache,
     exchange: &Exchange,
     summary: &Summary,
-    first_ns: i64,
+    time: Time,
 ) {
     // Numbers and addresses are written by hand: through the formatting
     // machinery, a line's dozen of them cost more than decoding a frame.
-    let relative = exchange.ts_ns() - first_ns;
     push_spaces(out, 5_usize.saturating_sub(decimal_len(exchange.id)));
     push_uint(out, exchange.id);
     out.push(' ');
-    let (seconds, micros) = (
-        relative.div_euclid(1_000_000_000),
-        relative.rem_euclid(1_000_000_000) / 1_000,
-    );
-    let seconds_len = usize::from(seconds < 0) + decimal_len(seconds.unsigned_abs());
-    push_spaces(out, 10_usize.saturating_sub(seconds_len + 7));
-    push_int(out, seconds);
-    out.push('.');
-    // rem_euclid is never negative.
-    push_uint_zero_padded(out, micros.unsigned_abs(), 6);
+    let since = |origin: i64| exchange.ts_ns().saturating_sub(origin);
+    match time.column {
+        TimeColumn::Relative => push_seconds(out, since(time.first_ns)),
+        TimeColumn::Epoch => push_seconds(out, since(0)),
+        TimeColumn::Absolute => push_rfc3339_micros(out, exchange.ts_ns()),
+    }
     out.push(' ');
     addresses.push(out, exchange.client, exchange.broker);
     out.push(' ');
@@ -360,6 +375,28 @@ fn write_text_line(
             let _ = write!(out, " (+{more} more)");
         }
     }
+}
+
+/// How a line's time column is written.
+#[derive(Clone, Copy, Debug)]
+struct Time {
+    column: TimeColumn,
+    /// When the capture's first packet was taken, for relative times.
+    first_ns: i64,
+}
+
+/// Appends `ns` as seconds to the microsecond, `{:>10}` wide: `12.345678`.
+fn push_seconds(out: &mut String, ns: i64) {
+    let (seconds, micros) = (
+        ns.div_euclid(1_000_000_000),
+        ns.rem_euclid(1_000_000_000) / 1_000,
+    );
+    let seconds_len = usize::from(seconds < 0) + decimal_len(seconds.unsigned_abs());
+    push_spaces(out, 10_usize.saturating_sub(seconds_len + 7));
+    push_int(out, seconds);
+    out.push('.');
+    // rem_euclid is never negative.
+    push_uint_zero_padded(out, micros.unsigned_abs(), 6);
 }
 
 /// The columns `text` takes: its length when ASCII, as nearly all is.
@@ -664,13 +701,23 @@ mod tests {
     use kwire::stats::{format_duration, quote_if_needed};
 
     /// The line as `format!` writes it: what `write_text_line` must match.
-    fn reference_line(exchange: &Exchange, summary: &Summary, first_ns: i64) -> String {
-        let relative = exchange.ts_ns() - first_ns;
-        let time = format!(
-            "{}.{:06}",
-            relative.div_euclid(1_000_000_000),
-            relative.rem_euclid(1_000_000_000) / 1_000
-        );
+    fn reference_line(exchange: &Exchange, summary: &Summary, time: Time) -> String {
+        let seconds = |since: i64| {
+            let ns = exchange.ts_ns() - since;
+            format!(
+                "{}.{:06}",
+                ns.div_euclid(1_000_000_000),
+                ns.rem_euclid(1_000_000_000) / 1_000
+            )
+        };
+        let time = match time.column {
+            TimeColumn::Relative => seconds(time.first_ns),
+            TimeColumn::Epoch => seconds(0),
+            TimeColumn::Absolute => {
+                let full = rfc3339(exchange.ts_ns());
+                format!("{}Z", &full[..full.len() - 4])
+            }
+        };
         let api = format!("{} v{}", exchange.api_name(), exchange.api_version);
         let latency = exchange
             .latency_ns()
@@ -754,9 +801,17 @@ mod tests {
                     exchange.correlation_id = -exchange.correlation_id - 1;
                 }
                 let summary = exchange.summary();
-                let mut line = String::new();
-                write_text_line(&mut line, &mut addresses, &exchange, &summary, first_ns);
-                assert_eq!(line, reference_line(&exchange, &summary, first_ns));
+                let columns = [
+                    TimeColumn::Relative,
+                    TimeColumn::Absolute,
+                    TimeColumn::Epoch,
+                ];
+                for column in columns {
+                    let time = Time { column, first_ns };
+                    let mut line = String::new();
+                    write_text_line(&mut line, &mut addresses, &exchange, &summary, time);
+                    assert_eq!(line, reference_line(&exchange, &summary, time));
+                }
                 checked += 1;
             }
         }
@@ -775,6 +830,18 @@ mod tests {
             "2000-02-29T00:00:00.000000000Z"
         );
         assert_eq!(rfc3339(-1), "1969-12-31T23:59:59.999999999Z");
+        let micros = |ts_ns: i64| {
+            let mut out = String::new();
+            push_rfc3339_micros(&mut out, ts_ns);
+            out
+        };
+        assert_eq!(micros(-1), "1969-12-31T23:59:59.999999Z");
+        assert_eq!(
+            micros(1_709_251_199_123_456_789),
+            "2024-02-29T23:59:59.123456Z"
+        );
+        assert_eq!(micros(i64::MAX), "2262-04-11T23:47:16.854775Z");
+        assert_eq!(micros(i64::MIN), "1677-09-21T00:12:43.145224Z");
     }
 
     #[test]
