@@ -342,7 +342,7 @@ struct Shared {
     /// For judging candidate frames: record batches are not decoded.
     probe: DecodeOptions,
     /// `options.decode` building whole trees, for the APIs whose trees the
-    /// Kafka layer reads itself (see `TREE_APIS`) when the others are
+    /// Kafka layer reads itself (see `is_tree_api`) when the others are
     /// skimmed.
     whole: DecodeOptions,
     /// How the other APIs' frames are decoded here: `options.decode`, or
@@ -366,8 +366,8 @@ impl Shared {
     fn decode_options(&self, key: i16) -> (&DecodeOptions, bool) {
         // Secrets are hidden in trees: a body shown as JSON without one
         // would show them.
-        let secret = self.options.decode.json && SECRET_APIS.contains(&key);
-        if TREE_APIS.contains(&key) || secret {
+        let secret = self.options.decode.json && is_secret_api(key);
+        if is_tree_api(key) || secret {
             (&self.whole, false)
         } else if key == schema::PRODUCE_KEY {
             (&self.acks, self.options.json_later)
@@ -2440,17 +2440,21 @@ fn auth_bytes(body: &Struct) -> Option<&[u8]> {
 /// APIs whose bodies hold credentials: the only ones with
 /// display::redact's fields (SaslAuthenticate, the delegation token APIs
 /// and AlterUserScramCredentials). Their raw body bytes are dropped too
-/// when secrets are hidden.
-const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
+/// when secrets are hidden. (A match, not a slice search: asked of every
+/// frame, it then stays inline however the crate is split for codegen.)
+pub fn is_secret_api(key: i16) -> bool {
+    matches!(key, 36 | 38 | 39 | 40 | 41 | 51)
+}
 
 /// APIs whose trees the Kafka layer reads: versions learnt from
 /// ApiVersions, the SASL mechanism and tokens. They are decoded whole even
 /// when the others are skimmed (`DecodeOptions::skim`).
-const TREE_APIS: &[i16] = &[
-    schema::API_VERSIONS_KEY,
-    SASL_HANDSHAKE_KEY,
-    SASL_AUTHENTICATE_KEY,
-];
+fn is_tree_api(key: i16) -> bool {
+    matches!(
+        key,
+        schema::API_VERSIONS_KEY | SASL_HANDSHAKE_KEY | SASL_AUTHENTICATE_KEY
+    )
+}
 
 /// What handing an exchange on does besides moving it: it is counted (in
 /// `exchanges`, its connection's count) and its summary settled.
@@ -2560,7 +2564,7 @@ pub fn decode_for_json(exchange: &mut Exchange, options: &DecodeOptions) {
 
 fn hide_secrets(decoded: &mut DecodedFrame, show: bool) {
     // Other APIs have no secret fields: their trees need no walk.
-    if show || !SECRET_APIS.contains(&decoded.api_key) {
+    if show || !is_secret_api(decoded.api_key) {
         return;
     }
     if let Some(body) = &mut decoded.body {

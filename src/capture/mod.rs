@@ -344,33 +344,30 @@ impl CaptureReader {
                     data: record.data,
                 }))
             }
-            Ok(None) => {
-                self.done = true;
-                // A decompression that broke off at a record boundary
-                // looks like the end of the capture to libpcap.
-                let message = self.decompression.as_ref()?.failure()?;
-                Some(Err(CaptureError::Read {
-                    path: self.path.clone(),
-                    packet: self.next_index,
-                    message,
-                }))
-            }
-            Err(stop) => {
-                self.done = true;
-                let failure = self.decompression.as_ref().and_then(Decompression::failure);
-                let message = match (failure, stop) {
-                    // Rather than libpcap's view of the stream it cut.
-                    (Some(failure), _) => failure,
-                    (None, Stop::Error(message)) => message,
-                    (None, Stop::Handover) => "libpcap cannot take the capture over".to_owned(),
-                };
-                Some(Err(CaptureError::Read {
-                    path: self.path.clone(),
-                    packet: self.next_index,
-                    message,
-                }))
-            }
+            Ok(None) => self.end(None),
+            Err(stop) => self.end(Some(stop)),
         }
+    }
+
+    /// The end of the records: an error when one stopped them (`stop`) or
+    /// when the decompression feeding libpcap broke off, which libpcap may
+    /// take for the file's end at a record boundary; then nothing more.
+    #[cold]
+    fn end(&mut self, stop: Option<Stop>) -> Option<Result<RawPacket, CaptureError>> {
+        self.done = true;
+        let failure = self.decompression.as_ref().and_then(Decompression::failure);
+        let message = match (failure, stop) {
+            // Rather than libpcap's view of the stream it cut.
+            (Some(failure), _) => failure,
+            (None, Some(Stop::Error(message))) => message,
+            (None, Some(Stop::Handover)) => "libpcap cannot take the capture over".to_owned(),
+            (None, None) => return None,
+        };
+        Some(Err(CaptureError::Read {
+            path: self.path.clone(),
+            packet: self.next_index,
+            message,
+        }))
     }
 }
 

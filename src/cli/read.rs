@@ -298,11 +298,15 @@ fn write_text_line(
     push_spaces(out, 5_usize.saturating_sub(decimal_len(exchange.id)));
     push_uint(out, exchange.id);
     out.push(' ');
-    let since = |origin: i64| exchange.ts_ns().saturating_sub(origin);
-    match time.column {
-        TimeColumn::Relative => push_seconds(out, since(time.first_ns)),
-        TimeColumn::Epoch => push_seconds(out, since(0)),
-        TimeColumn::Absolute => push_rfc3339_micros(out, exchange.ts_ns()),
+    // Seconds since an origin, or a date: one call each, kept inline.
+    let origin = match time.column {
+        TimeColumn::Relative => Some(time.first_ns),
+        TimeColumn::Epoch => Some(0),
+        TimeColumn::Absolute => None,
+    };
+    match origin {
+        Some(origin) => push_seconds(out, exchange.ts_ns().saturating_sub(origin)),
+        None => push_rfc3339_micros(out, exchange.ts_ns()),
     }
     out.push(' ');
     addresses.push(out, exchange.client, exchange.broker);

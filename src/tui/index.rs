@@ -303,9 +303,6 @@ pub struct Ingest {
     batch: Batch,
 }
 
-/// APIs whose raw body the analyzer drops when secrets are hidden (see
-/// `session::SECRET_APIS`).
-const SECRET_APIS: &[i16] = &[36, 38, 39, 40, 41, 51];
 /// Bytes up to which an exchange cut by a gap is kept whole.
 const KEEP_LOST: usize = 64 * 1024;
 
@@ -406,7 +403,7 @@ impl Ingest {
         // their missing bytes are still known; larger ones keep their bytes
         // and decode again as far as those go.
         let keep_whole = exchange.sasl.is_some()
-            || (!self.show_secrets && SECRET_APIS.contains(&exchange.api_key))
+            || (!self.show_secrets && crate::session::is_secret_api(exchange.api_key))
             || [&exchange.request, &exchange.response]
                 .into_iter()
                 .flatten()
