@@ -350,6 +350,30 @@ fn epoch_seconds(rfc3339: &str) -> String {
     format!("{seconds}.{}", &rfc3339[20..26])
 }
 
+/// `--count N` (`-c N`) keeps the first N exchanges the rest of the
+/// command would have kept, in text and in NDJSON (where it keeps to the
+/// reading thread), then stops reading.
+#[test]
+fn count_keeps_the_first_n_exchanges() {
+    for capture in captures().iter().take(6) {
+        let capture = capture.to_str().expect("utf-8 path");
+        for extra in [&[][..], &["--json"], &["--filter", "api=Produce"]] {
+            let all = stdout_of(&[&["read", capture][..], extra].concat());
+            let total = all.lines().count();
+            for count in [1, 3, total.max(1) + 5] {
+                let n = count.to_string();
+                let args = [&["read", capture, "--count", &n][..], extra].concat();
+                let wanted: Vec<&str> = all.lines().take(count).collect();
+                let got = stdout_of(&args);
+                assert_eq!(got.lines().collect::<Vec<_>>(), wanted, "{args:?}");
+            }
+        }
+    }
+    let capture = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures/kcat-mock.pcap");
+    let output = kwire(&["read", capture.to_str().expect("utf-8 path"), "-c", "0"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
 /// tshark reads a capture compressed whole; so does kwire, by content,
 /// whatever the file is called, with the same output as the plain file.
 #[test]

@@ -52,6 +52,10 @@ pub struct Args {
     /// (repeatable, or comma-separated).
     #[arg(long = "port", value_name = "PORT", value_delimiter = ',')]
     ports: Vec<u16>,
+    /// Stop after N exchanges kept (shown, counted in --stats, or written
+    /// by --write), as tshark's -c stops after N packets.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
     /// Also write the packets of the kept exchanges to OUT.pcap (needs a
     /// file: the capture is read a second time).
     #[arg(long, value_name = "OUT.pcap")]
@@ -149,7 +153,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let threads = args.threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(DEFAULT_MAX_THREADS))
     });
-    let on_workers = options.decode.json && !interactive && threads > 1;
+    // The workers filter, so only the reading thread can count what is
+    // kept.
+    let on_workers = options.decode.json && !interactive && threads > 1 && args.count.is_none();
     options.json_later = on_workers;
     let json_decode = options.decode;
     let mut stdout = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, unbuffered_stdout());
@@ -177,45 +183,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (report, failed) = std::thread::scope(|scope| {
         let mut workers =
             on_workers.then(|| JsonWorkers::start(scope, threads - 1, args.json_batch, work));
-        let mut on_exchange = |exchange: Exchange, first_ns: i64| -> std::io::Result<()> {
-            if let Some(workers) = workers.as_mut() {
-                return workers.push(exchange, first_ns, &mut json, &mut keep);
-            }
-            let summary = exchange.summary();
-            if filter.matches_with(&exchange, Some(&summary)) {
-                keep(&exchange);
-                if args.stats {
-                    stats.add_with(&exchange, &summary);
-                } else if args.json {
-                    // The writer's errors are io::Errors, so main sees a
-                    // broken pipe as one.
-                    write_exchange_json(&mut json, &exchange, &summary, first_ns);
-                    json.end_line()?;
-                    if interactive {
-                        json.flush()?;
+        // Exchanges still to keep before --count stops the read.
+        let mut left = args.count;
+        let mut on_exchange =
+            |exchange: Exchange, first_ns: i64| -> std::io::Result<ControlFlow<()>> {
+                if let Some(workers) = workers.as_mut() {
+                    workers.push(exchange, first_ns, &mut json, &mut keep)?;
+                    return Ok(ControlFlow::Continue(()));
+                }
+                let summary = exchange.summary();
+                if filter.matches_with(&exchange, Some(&summary)) {
+                    if let Some(left) = left.as_mut() {
+                        *left = left.saturating_sub(1);
                     }
-                } else {
-                    let time = Time {
-                        column: args.time,
-                        first_ns,
-                    };
-                    write_text_line(&mut lines, &mut addresses, &exchange, &summary, time);
-                    lines.push('\n');
-                    if interactive || lines.len() >= OUTPUT_BUFFER {
-                        stdout.write_all(lines.as_bytes())?;
-                        lines.clear();
-                    }
-                    if interactive {
-                        stdout.flush()?;
+                    keep(&exchange);
+                    if args.stats {
+                        stats.add_with(&exchange, &summary);
+                    } else if args.json {
+                        // The writer's errors are io::Errors, so main sees a
+                        // broken pipe as one.
+                        write_exchange_json(&mut json, &exchange, &summary, first_ns);
+                        json.end_line()?;
+                        if interactive {
+                            json.flush()?;
+                        }
+                    } else {
+                        let time = Time {
+                            column: args.time,
+                            first_ns,
+                        };
+                        write_text_line(&mut lines, &mut addresses, &exchange, &summary, time);
+                        lines.push('\n');
+                        if interactive || lines.len() >= OUTPUT_BUFFER {
+                            stdout.write_all(lines.as_bytes())?;
+                            lines.clear();
+                        }
+                        if interactive {
+                            stdout.flush()?;
+                        }
                     }
                 }
-            }
-            // Done with, shown or not: its buffers serve the exchanges
-            // still to come.
-            drop(summary);
-            kwire::session::recycle(exchange);
-            Ok(())
-        };
+                // Done with, shown or not: its buffers serve the exchanges
+                // still to come.
+                drop(summary);
+                kwire::session::recycle(exchange);
+                Ok(match left {
+                    Some(0) => ControlFlow::Break(()),
+                    _ => ControlFlow::Continue(()),
+                })
+            };
         let mut failed = None;
         let report = read_capture_with(
             &args.file,
@@ -229,7 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             },
             |exchange, read| match on_exchange(exchange, read.first_ts_ns.unwrap_or(0)) {
-                Ok(()) => ControlFlow::Continue(()),
+                Ok(flow) => flow,
                 Err(error) => {
                     failed = Some(error);
                     ControlFlow::Break(())
