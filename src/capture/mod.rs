@@ -5,11 +5,11 @@
 //! record as an owned [`RawPacket`] (classic pcap and single-interface
 //! pcapng files are read without libpcap, in the private `savefile`
 //! module; files compressed whole with gzip or zstd are decompressed on
-//! the way, in the private `compressed` module), parsing the link, IP and TCP headers of a packet into a
-//! [`TcpSegment`] (in [`link`]), and writing chosen packets back out as a
-//! classic pcap file (in [`writer`]). Reassembling segments into byte
-//! streams is the job of [`crate::reassembly`]; nothing here keeps state
-//! across packets.
+//! the way, in the private `compressed` module), parsing the link, IP and
+//! TCP headers of a packet into a [`TcpSegment`] (in [`link`]), and
+//! writing chosen packets back out as a classic pcap file (in [`writer`]).
+//! Reassembling segments into byte streams is the job of
+//! [`crate::reassembly`]; nothing here keeps state across packets.
 
 mod compressed;
 pub mod link;
@@ -198,7 +198,7 @@ pub struct CaptureReader {
     /// Where small packets are copied to; see [`copy_packet`].
     chunk: BytesMut,
     /// The decompression feeding libpcap, for a compressed file.
-    decompression: Option<compressed::Decompression>,
+    decompression: Option<Decompression>,
 }
 
 /// Where the records come from.
