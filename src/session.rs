@@ -4014,12 +4014,7 @@ mod tests {
         options.decode.skim = true;
         options.decode.records = RecordsMode::HeadersOnly;
         let captures = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/captures");
-        let mut paths: Vec<_> = std::fs::read_dir(&captures)
-            .expect("corpus/captures")
-            .map(|entry| entry.expect("an entry").path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "pcap"))
-            .collect();
-        paths.sort();
+        let paths = crate::capture::tests::capture_files(&captures);
         assert!(paths.len() >= 10, "{paths:?}");
         for path in &paths {
             let read = |recycling: bool| {

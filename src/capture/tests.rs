@@ -592,7 +592,8 @@ fn tally_capture(path: &Path) -> (LinkType, Tally) {
     (link, tally)
 }
 
-fn capture_files(dir: &Path) -> Vec<PathBuf> {
+/// The pcap and pcapng files in `dir`, sorted (none when it is missing).
+pub(crate) fn capture_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
